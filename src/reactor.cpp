@@ -1,0 +1,309 @@
+// reactor — see include/evwheel/reactor.hpp for the contract.
+#include "evwheel/reactor.hpp"
+
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace evwheel {
+
+namespace {
+
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+TimePoint monotonic_now() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return TimePoint(Duration(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
+}
+
+// The epoll cookie: descriptor in the low half, registration generation in the high half.
+uint64_t cookie(int fd, uint32_t generation) {
+  return static_cast<uint32_t>(fd) | (uint64_t{generation} << 32);
+}
+
+int to_epoll_timeout(Duration wait) {
+  if (wait.count() < 0) return -1;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait).count();
+  return static_cast<int>(std::min<int64_t>(ms, 0x7fffffff));
+}
+
+}  // namespace
+
+// The reactor's own descriptors (timerfd, eventfd) dispatch to a member function.
+class Reactor::Internal final : public IoHandler {
+ public:
+  Internal(Reactor& reactor, void (Reactor::*on_ready)()) : reactor_(reactor), on_ready_(on_ready) {}
+  void on_io(uint32_t) override { (reactor_.*on_ready_)(); }
+
+ private:
+  Reactor& reactor_;
+  void (Reactor::*on_ready_)();
+};
+
+struct Reactor::UserTimer : TimerEntry {
+  UserTimer(Reactor& owner, TimerId timer_id, Duration every, Task fn)
+      : TimerEntry(&Reactor::on_user_timer), reactor(owner), id(timer_id), period(every),
+        task(std::move(fn)) {}
+  Reactor& reactor;
+  TimerId id;
+  Duration period;  // zero: one-shot
+  Task task;
+};
+
+Reactor::Reactor(ReactorOptions options)
+    : owner_(std::this_thread::get_id()), now_(monotonic_now()), timers_(now_, options.timers) {
+  if (options.max_events < 1) throw std::invalid_argument("evwheel: max_events must be >= 1");
+  events_.resize(static_cast<std::size_t>(options.max_events));
+  wheels_.push_back(&timers_);
+  try {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw_errno("evwheel: epoll_create1");
+    timer_fd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd_ < 0) throw_errno("evwheel: timerfd_create");
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) throw_errno("evwheel: eventfd");
+    timer_fd_handler_ = std::make_unique<Internal>(*this, &Reactor::on_timer_fd);
+    wake_fd_handler_ = std::make_unique<Internal>(*this, &Reactor::drain_wakeups);
+    add(timer_fd_, EPOLLIN, *timer_fd_handler_);
+    add(wake_fd_, EPOLLIN, *wake_fd_handler_);
+  } catch (...) {
+    for (int fd : {epoll_fd_, timer_fd_, wake_fd_})
+      if (fd >= 0) close(fd);
+    throw;
+  }
+}
+
+Reactor::~Reactor() {
+  user_timers_.clear();
+  close(wake_fd_);
+  close(timer_fd_);
+  close(epoll_fd_);
+}
+
+void Reactor::add(int fd, uint32_t events, IoHandler& handler) {
+  if (fd < 0) {
+    errno = EBADF;
+    throw_errno("evwheel: Reactor::add");
+  }
+  auto index = static_cast<std::size_t>(fd);
+  if (index >= fds_.size()) fds_.resize(std::max(index + 1, fds_.size() * 2));
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = cookie(fd, fds_[index].generation);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("evwheel: Reactor::add");
+  fds_[index].handler = &handler;
+}
+
+void Reactor::modify(int fd, uint32_t events) {
+  if (!registered(fd)) {
+    errno = ENOENT;
+    throw_errno("evwheel: Reactor::modify");
+  }
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = cookie(fd, fds_[static_cast<std::size_t>(fd)].generation);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw_errno("evwheel: Reactor::modify");
+}
+
+void Reactor::remove(int fd) noexcept {
+  if (!registered(fd)) return;
+  FdSlot& slot = fds_[static_cast<std::size_t>(fd)];
+  slot.handler = nullptr;
+  ++slot.generation;  // events of this registration still in the batch no longer match
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+bool Reactor::registered(int fd) const noexcept {
+  return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() &&
+         fds_[static_cast<std::size_t>(fd)].handler != nullptr;
+}
+
+TimePoint Reactor::update_now() noexcept { return now_ = monotonic_now(); }
+
+void Reactor::run() {
+  while (!stopping_.load(std::memory_order_acquire)) run_once(Duration(-1));
+  stopping_.store(false, std::memory_order_relaxed);
+}
+
+int Reactor::run_once(Duration max_wait) {
+  owner_ = std::this_thread::get_id();
+  int timeout = arm_timerfd() ? 0 : to_epoll_timeout(max_wait);
+  int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
+  if (ready < 0 && errno != EINTR) throw_errno("evwheel: epoll_wait");
+  update_now();
+  int dispatched = 0;
+  for (int i = 0; i < ready; ++i) {
+    uint64_t data = events_[static_cast<std::size_t>(i)].data.u64;
+    auto fd = static_cast<std::size_t>(data & 0xffffffffu);
+    FdSlot& slot = fds_[fd];
+    if (!slot.handler || slot.generation != static_cast<uint32_t>(data >> 32)) continue;
+    slot.handler->on_io(events_[static_cast<std::size_t>(i)].events);
+    ++dispatched;
+  }
+  run_timers();
+  run_posted();
+  ++iterations_;
+  return dispatched;
+}
+
+void Reactor::stop() noexcept {
+  stopping_.store(true, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+}
+
+void Reactor::post(Task task) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    posted_.push_back(std::move(task));
+    wake = !wake_pending_;
+    wake_pending_ = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Reactor::drain_wakeups() {
+  uint64_t count;
+  [[maybe_unused]] auto got = read(wake_fd_, &count, sizeof count);
+}
+
+void Reactor::on_timer_fd() {
+  uint64_t expirations;
+  [[maybe_unused]] auto got = read(timer_fd_, &expirations, sizeof expirations);
+  armed_ = TimePoint::max();  // it fired: the next arm_timerfd() must set it again
+}
+
+void Reactor::run_posted() {
+  {
+    std::lock_guard<std::mutex> lock(posted_mutex_);
+    if (posted_.empty()) return;
+    running_.swap(posted_);
+    wake_pending_ = false;
+  }
+  // If a task throws, the ones after it go back to the front of the queue before the exception
+  // leaves run_once(): nothing posted is lost.
+  std::size_t next = 0;
+  struct Requeue {
+    Reactor& reactor;
+    std::size_t& next;
+    ~Requeue() {
+      if (next < reactor.running_.size()) {
+        std::lock_guard<std::mutex> lock(reactor.posted_mutex_);
+        reactor.posted_.insert(reactor.posted_.begin(),
+                               std::make_move_iterator(reactor.running_.begin() + static_cast<std::ptrdiff_t>(next)),
+                               std::make_move_iterator(reactor.running_.end()));
+        if (!reactor.wake_pending_) {
+          reactor.wake_pending_ = true;
+          uint64_t one = 1;
+          [[maybe_unused]] auto written = write(reactor.wake_fd_, &one, sizeof one);
+        }
+      }
+      reactor.running_.clear();
+    }
+  } requeue{*this, next};
+  while (next < running_.size()) {
+    Task& task = running_[next++];
+    task();
+  }
+}
+
+void Reactor::attach(TimerWheel& wheel) {
+  if (std::find(wheels_.begin(), wheels_.end(), &wheel) == wheels_.end()) wheels_.push_back(&wheel);
+}
+
+void Reactor::detach(TimerWheel& wheel) noexcept {
+  if (&wheel == &timers_) return;
+  wheels_.erase(std::remove(wheels_.begin(), wheels_.end(), &wheel), wheels_.end());
+}
+
+void Reactor::run_timers() {
+  // Indexing, not iterators: a callback may attach or detach a wheel.
+  for (std::size_t i = 0; i < wheels_.size(); ++i) wheels_[i]->advance(now_);
+}
+
+bool Reactor::arm_timerfd() {
+  TimePoint due = TimePoint::max();
+  for (TimerWheel* wheel : wheels_) {
+    if (auto next = wheel->next_due()) due = std::min(due, *next);
+  }
+  if (due <= now_) return true;  // already due: poll, don't sleep
+  if (due == armed_) return false;
+  itimerspec spec{};
+  if (due != TimePoint::max()) {
+    auto ns = due.time_since_epoch().count();
+    spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) < 0)
+    throw_errno("evwheel: timerfd_settime");
+  armed_ = due;
+  return false;
+}
+
+TimerId Reactor::add_timer(Duration delay, Duration period, Task task) {
+  TimerId id = next_timer_id_++;
+  auto timer = std::make_unique<UserTimer>(*this, id, period, std::move(task));
+  // A fresh clock read, not now(): called late in an iteration, the cached time would make
+  // the timer fire early relative to the call.
+  timers_.schedule(*timer, monotonic_now() + delay);
+  user_timers_.emplace(id, std::move(timer));
+  return id;
+}
+
+TimerId Reactor::run_after(Duration delay, Task task) {
+  return add_timer(delay, Duration::zero(), std::move(task));
+}
+
+TimerId Reactor::run_every(Duration period, Task task) {
+  if (period.count() <= 0) throw std::invalid_argument("evwheel: run_every period must be > 0");
+  return add_timer(period, period, std::move(task));
+}
+
+bool Reactor::cancel(TimerId id) noexcept {
+  auto found = user_timers_.find(id);
+  if (found == user_timers_.end()) return false;
+  timers_.cancel(*found->second);
+  if (id == firing_timer_) {
+    firing_cancelled_ = true;  // erased once its callback returns
+  } else {
+    user_timers_.erase(found);
+  }
+  return true;
+}
+
+void Reactor::on_user_timer(TimerEntry& entry) {
+  auto& timer = static_cast<UserTimer&>(entry);
+  Reactor& reactor = timer.reactor;
+  if (timer.period.count() == 0) {
+    // Taken out of the map first: the task may cancel (a no-op now) or add timers freely.
+    auto node = reactor.user_timers_.extract(timer.id);
+    node.mapped()->task();
+    return;
+  }
+  reactor.timers_.schedule(timer, reactor.now_ + timer.period);
+  reactor.firing_timer_ = timer.id;
+  reactor.firing_cancelled_ = false;
+  struct Finish {
+    Reactor& reactor;
+    ~Finish() {
+      if (reactor.firing_cancelled_) reactor.user_timers_.erase(reactor.firing_timer_);
+      reactor.firing_timer_ = 0;
+    }
+  } finish{reactor};
+  timer.task();
+}
+
+}  // namespace evwheel
