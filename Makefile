@@ -27,6 +27,8 @@ BENCH_BIN := $(BUILD)/evwheel-bench
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/%,$(wildcard examples/*.cpp))
 
 .PHONY: all lib test bench clean
+# Keep example objects (otherwise intermediate) so rebuilds stay incremental.
+.SECONDARY:
 all: $(LIB) $(BENCH_BIN) $(EXAMPLES)
 lib: $(LIB)
 

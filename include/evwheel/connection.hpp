@@ -1,0 +1,146 @@
+// connection — one nonblocking TCP connection: framed input, queued output, heartbeat state.
+//
+// Memory: an idle connection holds no buffers (see buffer.hpp) and costs sizeof(Connection)
+// (104 bytes on x86-64, wheel entry included) in its endpoint's fd-indexed table, plus 16
+// bytes in the reactor's descriptor table: 120 bytes of user space.
+//
+// Closing: the descriptor is taken out of epoll and the wheel at once; it is closed (so its
+// number can be reused) only when the object is reclaimed.  Idle-timeout, protocol-error and
+// output-overflow closes reset the connection (SO_LINGER 0) so the kernel frees its memory at
+// once instead of retransmitting a FIN to a peer that is gone or hostile.
+//
+// Lifetime: connections are created by an Endpoint (from a Listener or a Connector) and
+// destroyed by it.  A Connection& is valid from on_open until on_close returns.  close() is
+// safe from any callback — the connection's own, another connection's, or a timer's; when
+// called from inside the connection's own callback, the object is reclaimed after that
+// callback returns.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "evwheel/codec.hpp"
+#include "evwheel/reactor.hpp"
+#include "evwheel/timer_wheel.hpp"
+
+namespace evwheel {
+
+class Buffer;
+class Connector;
+class Endpoint;
+class Heartbeat;
+
+enum class CloseReason : uint8_t {
+  peer_closed,      // the peer closed (EOF), after our queued output drained
+  reset,            // the peer reset the connection (ECONNRESET, EPIPE)
+  idle_timeout,     // the heartbeat judged the peer dead
+  protocol_error,   // a malformed or oversized frame
+  output_overflow,  // queued output passed the hard cap (a peer that does not read)
+  local_close,      // Connection::close()
+  shutdown,         // the endpoint is shutting down
+  error,            // another socket error, or a callback threw
+};
+const char* to_string(CloseReason reason) noexcept;
+
+class Connection;
+
+// The user's callbacks, one object per endpoint (not per connection).  Exceptions thrown from
+// on_open/on_message/on_high_water/on_drain close the connection with CloseReason::error; the
+// loop keeps running.  Exceptions from on_close are swallowed.
+class ConnectionHandler {
+ public:
+  virtual ~ConnectionHandler() = default;
+  virtual void on_open(Connection&) {}
+  virtual void on_message(Connection&, std::string_view) {}
+  // `error` is the errno behind reset/error closes, else 0.
+  virtual void on_close(Connection&, CloseReason, int /*error*/) {}
+  // Queued output rose above the endpoint's high-water mark; on_drain follows when it is sent.
+  virtual void on_high_water(Connection&, std::size_t /*queued*/) {}
+  virtual void on_drain(Connection&) {}
+  // A Connector's attempt failed (`error` is the errno; ETIMEDOUT for the connect timeout).
+  virtual void on_connect_error(Connector&, int /*error*/) {}
+};
+
+class Connection final : private IoHandler, private TimerEntry {
+ public:
+  explicit Connection(Endpoint& endpoint, int fd, TimePoint now) noexcept;
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  int fd() const noexcept { return fd_; }
+  bool open() const noexcept { return state_ == State::open; }
+  Endpoint& endpoint() const noexcept { return *endpoint_; }
+
+  // Sends one data frame.  Writes at once when nothing is queued, queues the rest.  Returns
+  // false (sending nothing) when the connection is not open, or the codec cannot carry the
+  // payload (seed carries no data; framed refuses payloads above its max_frame); may close the
+  // connection (output_overflow, reset) and then also returns false.
+  bool send(std::string_view payload);
+  // Sends a ping now (the heartbeat sends them by itself; this is for client-driven probing).
+  bool ping();
+  // Half-close: no more sends; our FIN goes out once queued output has drained.  The
+  // connection closes when the peer closes too (peer_closed) or the idle timeout hits.
+  void shutdown();
+  // Closes now (reason local_close), dropping queued output; on_close runs before it returns.
+  void close() { close(CloseReason::local_close, 0); }
+  // Backpressure on input: stop reading from the socket, and resume.  While paused the peer
+  // is not judged idle (its bytes wait in our socket, they are not missing); pings still go out.
+  void pause_reading();
+  void resume_reading();
+  bool reading_paused() const noexcept { return read_paused_; }
+
+  std::size_t queued() const noexcept;     // output bytes not yet accepted by the kernel
+  Duration rtt() const noexcept;           // smoothed ping round trip; zero before the first
+  TimePoint last_receive() const noexcept { return last_receive_; }
+  void* context() const noexcept { return context_; }
+  void set_context(void* context) noexcept { context_ = context; }
+
+ private:
+  friend class Endpoint;
+  friend class Heartbeat;
+  enum class State : uint8_t { open, half_closed, closed };
+
+  void on_io(uint32_t events) override;
+  static void on_timer(TimerEntry& entry);
+  bool notify_open();  // runs on_open; false if the connection closed (and was reclaimed)
+  // Runs a callback scope: user exceptions close the connection (reason error), and a
+  // connection closed inside is reclaimed on the way out.  Returns whether it is still open.
+  template <class Body>
+  bool guarded(Body&& body);
+  void read_input();
+  bool take_input(const char* bytes, std::size_t size);
+  bool consume_frames(const char* bytes, std::size_t size, std::size_t* used);
+  void dispatch_frame(const Frame& frame);
+  void on_peer_eof();
+  bool send_frame(FrameType type, const char* payload, std::size_t size);
+  bool write_parts(const char* head, std::size_t head_size, const char* body, std::size_t body_size);
+  bool queue_output(const char* head, std::size_t head_size, const char* body,
+                    std::size_t body_size, std::size_t already_sent);
+  void flush_output();
+  void update_interest();  // epoll interest from peer_eof_, read_paused_ and pending output
+  void close(CloseReason reason, int error);
+  void fail(int error);   // close for a socket errno: reset or error
+  void record_rtt(Duration sample) noexcept;
+
+  // Field order packs into 104 bytes; keep it so (see the static_assert in connection.cpp).
+  State state_ = State::open;
+  uint8_t busy_ = 0;                 // nested callbacks of this connection running
+  bool read_armed_ : 1;              // EPOLLIN registered
+  bool write_armed_ : 1;             // EPOLLOUT registered
+  bool read_paused_ : 1;             // pause_reading()
+  bool peer_eof_ : 1;                // the peer sent FIN; close once output drains
+  bool rtt_pending_ : 1;             // a real ping is out (seed pongs carry no id)
+  bool high_water_ : 1;              // on_high_water fired, on_drain not yet
+  int fd_;
+  uint32_t rtt_us_ = 0;              // smoothed, microseconds
+  Endpoint* endpoint_;
+  Buffer* input_ = nullptr;          // only an incomplete frame
+  Buffer* output_ = nullptr;         // only unsent output
+  void* context_ = nullptr;
+  TimePoint last_receive_;
+  TimePoint ping_sent_;              // the outstanding or last ping (virtual for skipped ones)
+};
+
+}  // namespace evwheel

@@ -1,0 +1,109 @@
+// endpoint — the connections of one side (a server's accepted ones, or a client's): their
+// options, codec, heartbeat, user handler, statistics and storage.
+//
+// A Listener or a Connector hands connected sockets to an Endpoint; the Endpoint owns them
+// from then on.  Connections live in a slab of fixed-size chunks (no allocation per
+// connection once a chunk exists, no allocator overhead per object), reads land in one scratch
+// area per endpoint, and buffers come from a pool only while bytes are pending.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "evwheel/buffer.hpp"
+#include "evwheel/codec.hpp"
+#include "evwheel/connection.hpp"
+#include "evwheel/heartbeat.hpp"
+#include "evwheel/reactor.hpp"
+
+namespace evwheel {
+
+class Connector;
+
+// Kernel-level liveness checks that complement the application heartbeat (see the README):
+// keepalive probes an idle connection below the application; user_timeout bounds how long
+// written data may stay unacknowledged before the kernel gives up on the connection.
+struct SocketOptions {
+  bool no_delay = true;                   // TCP_NODELAY: pings and pongs are never held back
+  bool keepalive = false;                 // SO_KEEPALIVE with the three values below
+  Duration keepalive_idle = std::chrono::seconds(60);
+  Duration keepalive_interval = std::chrono::seconds(10);
+  int keepalive_count = 5;
+  Duration user_timeout = Duration::zero();  // TCP_USER_TIMEOUT; zero: the kernel's default
+};
+
+enum class Side : uint8_t { server, client };
+
+struct EndpointOptions {
+  Side side = Side::server;
+  std::shared_ptr<const Codec> codec;      // null: FramedCodec with its default max_frame
+  HeartbeatPolicy heartbeat;
+  SocketOptions socket;
+  std::size_t high_water = 1u << 20;       // queued output that triggers on_high_water
+  std::size_t max_output = 16u << 20;      // queued output that closes (output_overflow)
+  std::size_t read_size = 64u << 10;       // the scratch area each read lands in
+
+  // Throws std::invalid_argument naming the bad field (and see HeartbeatPolicy::validate).
+  void validate() const;
+};
+
+struct EndpointStats {
+  uint64_t opened = 0;
+  uint64_t closes[8] = {};  // by CloseReason
+};
+
+class Endpoint {
+ public:
+  // Throws std::invalid_argument on bad options.
+  Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options = {});
+  // Closes every connection with CloseReason::shutdown.
+  ~Endpoint();
+  Endpoint(const Endpoint&) = delete;
+  Endpoint& operator=(const Endpoint&) = delete;
+
+  // Takes a connected socket (made nonblocking here), applies the socket options, starts the
+  // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
+  // descriptor is closed then.  `owner` is told when the connection closes.
+  Connection* adopt(int fd, Connector* owner = nullptr);
+  void close_all(CloseReason reason = CloseReason::shutdown);
+
+  std::size_t size() const noexcept { return open_; }
+  Reactor& reactor() const noexcept { return reactor_; }
+  ConnectionHandler& handler() const noexcept { return handler_; }
+  const Codec& codec() const noexcept { return *codec_; }
+  const EndpointOptions& options() const noexcept { return options_; }
+  const HeartbeatStats& heartbeat_stats() const noexcept { return heartbeat_.stats(); }
+  const EndpointStats& stats() const noexcept { return stats_; }
+
+ private:
+  friend class Connection;
+  friend class Heartbeat;
+
+  // Connections are stored by descriptor number, Redis-style: fd / kChunk picks a chunk,
+  // fd % kChunk the slot.  Chunks never move (the wheel and epoll point into them), and a
+  // closed connection keeps its descriptor open until it is reclaimed, so its slot cannot be
+  // claimed twice.
+  static constexpr std::size_t kChunk = 512;
+  struct Chunk;
+
+  Connection* allocate(int fd);
+  void recycle(Connection* connection) noexcept;  // destroys it and closes its descriptor
+  void closed(Connection& connection, CloseReason reason, int error);
+  void apply_socket_options(int fd) const;
+
+  Reactor& reactor_;
+  ConnectionHandler& handler_;
+  EndpointOptions options_;
+  std::shared_ptr<const Codec> codec_;
+  Heartbeat heartbeat_;
+  BufferPool buffers_;
+  std::unique_ptr<char[]> scratch_;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::vector<Connector*> owners_;         // by fd, for connections made by a Connector
+  std::size_t open_ = 0;
+  EndpointStats stats_;
+};
+
+}  // namespace evwheel

@@ -1,0 +1,35 @@
+// histogram — a fixed-size log-linear histogram of durations (RTTs, lateness) that records in
+// O(1) without allocating, and answers percentiles within 1/8 of an octave (~9 %).
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "evwheel/timer_wheel.hpp"
+
+namespace evwheel {
+
+class Histogram {
+ public:
+  // 8 sub-buckets per power of two of microseconds, up to 2^40 µs: 41 octaves.
+  static constexpr unsigned kSubBits = 3;
+  static constexpr unsigned kBuckets = (41u << kSubBits) + 1;
+
+  void record(Duration value) noexcept;
+  // The value at quantile q (0 ..= 1), reported as its bucket's upper bound; 0 when empty.
+  Duration percentile(double q) const noexcept;
+  Duration max() const noexcept { return Duration(max_); }
+  uint64_t count() const noexcept { return count_; }
+  void merge(const Histogram& other) noexcept;
+  void clear() noexcept { *this = Histogram(); }
+
+ private:
+  static unsigned bucket_of(uint64_t micros) noexcept;
+  static uint64_t upper_bound_of(unsigned bucket) noexcept;
+
+  std::array<uint64_t, kBuckets> buckets_{};
+  uint64_t count_ = 0;
+  int64_t max_ = 0;  // nanoseconds
+};
+
+}  // namespace evwheel

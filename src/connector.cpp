@@ -1,0 +1,143 @@
+// connector — see include/evwheel/connector.hpp.
+#include "evwheel/connector.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+
+#include "evwheel/address.hpp"
+
+namespace evwheel {
+
+Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
+    : endpoint_(endpoint),
+      reactor_(endpoint.reactor()),
+      options_(std::move(options)),
+      random_(static_cast<std::minstd_rand::result_type>(
+          reinterpret_cast<uintptr_t>(this) ^ static_cast<uintptr_t>(reactor_.now().time_since_epoch().count()))) {
+  remote_ = parse_address(options_.address);
+  if (!options_.source.empty()) {
+    local_.sin_family = AF_INET;
+    local_.sin_addr = parse_host(options_.source);
+  }
+  if (options_.connect_timeout <= Duration::zero() || options_.backoff_initial <= Duration::zero() ||
+      options_.backoff_max < options_.backoff_initial)
+    throw std::invalid_argument("evwheel: connector times must be > 0 and backoff_max >= backoff_initial");
+}
+
+Connector::~Connector() {
+  stop();
+  if (connection_) connection_->close();
+}
+
+void Connector::start() {
+  if (state_ != State::idle && state_ != State::stopped) return;
+  failures_ = 0;
+  attempt();
+}
+
+void Connector::stop() {
+  cancel_timer();
+  abandon_socket();
+  state_ = connection_ ? State::connected : State::stopped;
+  if (connection_) options_.reconnect = false;
+}
+
+void Connector::cancel_timer() noexcept {
+  if (timer_) reactor_.cancel(timer_);
+  timer_ = 0;
+}
+
+void Connector::abandon_socket() noexcept {
+  if (fd_ < 0) return;
+  reactor_.remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+void Connector::attempt() {
+  ++attempts_;
+  state_ = State::connecting;
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return failed(errno);
+  if (local_.sin_family == AF_INET) {
+    // The kernel picks the port at connect time, per destination: one source address then
+    // serves far more than the ~28k ephemeral ports a bind-time choice would allow.
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local_), sizeof local_) < 0) return failed(errno);
+  }
+  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&remote_), sizeof remote_) == 0) return connected();
+  if (errno != EINPROGRESS) return failed(errno);
+  try {
+    reactor_.add(fd_, EPOLLOUT, *this);
+  } catch (const std::system_error& error) {
+    return failed(error.code().value());
+  }
+  timer_ = reactor_.run_after(options_.connect_timeout, [this] {
+    timer_ = 0;
+    failed(ETIMEDOUT);
+  });
+}
+
+void Connector::on_io(uint32_t) {
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
+  if (error) return failed(error);
+  cancel_timer();
+  reactor_.remove(fd_);
+  connected();
+}
+
+void Connector::connected() {
+  int fd = fd_;
+  fd_ = -1;
+  failures_ = 0;
+  state_ = State::connected;
+  // adopt() runs on_open, which may close the connection again (then connection_closed runs).
+  connection_ = endpoint_.adopt(fd, this);
+  if (!connection_ && state_ == State::connected) {
+    state_ = State::idle;
+    retry_later();
+  }
+}
+
+void Connector::failed(int error) {
+  cancel_timer();
+  abandon_socket();
+  last_error_ = error;
+  state_ = State::idle;
+  ++failures_;
+  endpoint_.handler().on_connect_error(*this, error);
+  retry_later();
+}
+
+void Connector::retry_later() {
+  if (!options_.reconnect || state_ == State::stopped) return;
+  state_ = State::waiting;
+  timer_ = reactor_.run_after(backoff(), [this] {
+    timer_ = 0;
+    attempt();
+  });
+}
+
+Duration Connector::backoff() noexcept {
+  unsigned doublings = std::min(failures_ > 0 ? failures_ - 1 : 0u, 30u);
+  Duration full = std::min(options_.backoff_max, options_.backoff_initial * (int64_t{1} << doublings));
+  std::uniform_int_distribution<int64_t> half(0, full.count() / 2);
+  return full - Duration(half(random_));
+}
+
+void Connector::connection_closed(CloseReason reason) {
+  connection_ = nullptr;
+  if (state_ != State::connected) return;
+  state_ = State::idle;
+  if (reason != CloseReason::shutdown) retry_later();
+}
+
+}  // namespace evwheel

@@ -1,0 +1,168 @@
+// endpoint — see include/evwheel/endpoint.hpp.
+#include "evwheel/endpoint.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+#include <stdexcept>
+
+#include "evwheel/connector.hpp"
+
+namespace evwheel {
+
+struct Endpoint::Chunk {
+  uint64_t live[kChunk / 64] = {};
+  alignas(Connection) unsigned char storage[kChunk * sizeof(Connection)];
+
+  Connection* at(std::size_t slot) noexcept {
+    return std::launder(reinterpret_cast<Connection*>(storage + slot * sizeof(Connection)));
+  }
+};
+
+void EndpointOptions::validate() const {
+  heartbeat.validate();
+  if (read_size == 0) throw std::invalid_argument("evwheel: endpoint read_size must be > 0");
+  if (max_output == 0) throw std::invalid_argument("evwheel: endpoint max_output must be > 0");
+  if (high_water > max_output)
+    throw std::invalid_argument("evwheel: endpoint high_water must not exceed max_output");
+  if (socket.keepalive && (socket.keepalive_idle < std::chrono::seconds(1) ||
+                           socket.keepalive_interval < std::chrono::seconds(1) ||
+                           socket.keepalive_count < 1))
+    throw std::invalid_argument("evwheel: keepalive idle/interval must be >= 1 s and count >= 1");
+  if (socket.user_timeout < Duration::zero())
+    throw std::invalid_argument("evwheel: user_timeout must not be negative");
+}
+
+namespace {
+bool pinging_side(const EndpointOptions& options) {
+  PingMode mode = options.heartbeat.mode;
+  return mode == PingMode::both || (mode == PingMode::server) == (options.side == Side::server);
+}
+
+const EndpointOptions& validated(const EndpointOptions& options) {
+  options.validate();
+  return options;
+}
+}  // namespace
+
+Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options)
+    : reactor_(reactor),
+      handler_(handler),
+      options_(validated(options)),
+      codec_(options_.codec ? options_.codec : std::make_shared<FramedCodec>()),
+      heartbeat_(options_.heartbeat, pinging_side(options_), reactor.now()),
+      scratch_(new char[options_.read_size]) {
+  reactor_.attach(heartbeat_.wheel());
+}
+
+Endpoint::~Endpoint() {
+  close_all(CloseReason::shutdown);
+  reactor_.detach(heartbeat_.wheel());
+}
+
+void Endpoint::apply_socket_options(int fd) const {
+  const SocketOptions& socket = options_.socket;
+  auto set = [fd](int level, int name, int value) {
+    if (::setsockopt(fd, level, name, &value, sizeof value) < 0)
+      throw std::system_error(errno, std::generic_category(), "evwheel: setsockopt");
+  };
+  auto seconds = [](Duration d) {
+    return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  };
+  if (socket.no_delay) set(IPPROTO_TCP, TCP_NODELAY, 1);
+  if (socket.keepalive) {
+    set(SOL_SOCKET, SO_KEEPALIVE, 1);
+    set(IPPROTO_TCP, TCP_KEEPIDLE, seconds(socket.keepalive_idle));
+    set(IPPROTO_TCP, TCP_KEEPINTVL, seconds(socket.keepalive_interval));
+    set(IPPROTO_TCP, TCP_KEEPCNT, socket.keepalive_count);
+  }
+  if (socket.user_timeout > Duration::zero())
+    set(IPPROTO_TCP, TCP_USER_TIMEOUT,
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(socket.user_timeout).count()));
+}
+
+Connection* Endpoint::allocate(int fd) {
+  auto index = static_cast<std::size_t>(fd);
+  std::size_t chunk = index / kChunk;
+  if (chunk >= chunks_.size()) chunks_.resize(chunk + 1);
+  if (!chunks_[chunk]) chunks_[chunk].reset(new Chunk);
+  Chunk& c = *chunks_[chunk];
+  std::size_t slot = index % kChunk;
+  c.live[slot / 64] |= uint64_t{1} << (slot % 64);
+  return new (c.at(slot)) Connection(*this, fd, reactor_.now());
+}
+
+void Endpoint::recycle(Connection* connection) noexcept {
+  int fd = connection->fd_;
+  auto index = static_cast<std::size_t>(fd);
+  connection->~Connection();
+  Chunk& c = *chunks_[index / kChunk];
+  std::size_t slot = index % kChunk;
+  c.live[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+  ::close(fd);
+}
+
+Connection* Endpoint::adopt(int fd, Connector* owner) {
+  try {
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0) throw std::system_error(errno, std::generic_category(), "evwheel: fcntl");
+    if (!(flags & O_NONBLOCK) && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+      throw std::system_error(errno, std::generic_category(), "evwheel: fcntl");
+    apply_socket_options(fd);
+  } catch (const std::system_error&) {
+    ::close(fd);
+    return nullptr;
+  }
+  Connection* connection = allocate(fd);
+  try {
+    reactor_.add(fd, EPOLLIN, *connection);
+  } catch (const std::system_error&) {
+    recycle(connection);
+    return nullptr;
+  }
+  ++open_;
+  ++stats_.opened;
+  if (owner) {
+    if (static_cast<std::size_t>(fd) >= owners_.size()) owners_.resize(static_cast<std::size_t>(fd) + 1);
+    owners_[static_cast<std::size_t>(fd)] = owner;
+  }
+  heartbeat_.start(*connection, reactor_.now());
+  return connection->notify_open() ? connection : nullptr;
+}
+
+void Endpoint::closed(Connection& connection, CloseReason reason, int error) {
+  --open_;
+  ++stats_.closes[static_cast<std::size_t>(reason)];
+  try {
+    handler_.on_close(connection, reason, error);
+  } catch (...) {
+    // Documented: exceptions from on_close are swallowed; the connection is gone either way.
+  }
+  auto fd = static_cast<std::size_t>(connection.fd_);
+  if (fd < owners_.size() && owners_[fd]) {
+    Connector* owner = owners_[fd];
+    owners_[fd] = nullptr;
+    owner->connection_closed(reason);
+  }
+}
+
+void Endpoint::close_all(CloseReason reason) {
+  for (auto& chunk : chunks_) {
+    if (!chunk) continue;
+    for (std::size_t word = 0; word < kChunk / 64; ++word) {
+      for (uint64_t pending = chunk->live[word]; pending; pending &= pending - 1) {
+        auto bit = static_cast<std::size_t>(__builtin_ctzll(pending));
+        // A close may close others (from on_close): look at the live bit again each time.
+        if (!(chunk->live[word] & (uint64_t{1} << bit))) continue;
+        chunk->at(word * 64 + bit)->close(reason, 0);  // no-op if closed and awaiting reclaim
+      }
+    }
+  }
+}
+
+}  // namespace evwheel

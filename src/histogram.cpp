@@ -1,0 +1,56 @@
+// histogram — see include/evwheel/histogram.hpp.
+#include "evwheel/histogram.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace evwheel {
+
+// Values below 8 µs get a bucket each; above, an octave [2^k, 2^(k+1)) is split in 8.
+unsigned Histogram::bucket_of(uint64_t micros) noexcept {
+  constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+  if (micros < kSub) return static_cast<unsigned>(micros);
+  unsigned octave = 63u - static_cast<unsigned>(__builtin_clzll(micros));  // >= kSubBits
+  unsigned sub = static_cast<unsigned>(micros >> (octave - kSubBits)) & (kSub - 1);
+  unsigned bucket = ((octave - kSubBits + 1) << kSubBits) + sub;
+  return std::min(bucket, kBuckets - 1);
+}
+
+uint64_t Histogram::upper_bound_of(unsigned bucket) noexcept {
+  constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+  if (bucket < kSub) return bucket;
+  unsigned octave = (bucket >> kSubBits) + kSubBits - 1;
+  uint64_t sub = bucket & (kSub - 1);
+  return ((kSub + sub + 1) << (octave - kSubBits)) - 1;
+}
+
+void Histogram::record(Duration value) noexcept {
+  int64_t ns = std::max<int64_t>(value.count(), 0);
+  ++buckets_[bucket_of(static_cast<uint64_t>(ns) / 1000)];
+  ++count_;
+  max_ = std::max(max_, ns);
+}
+
+Duration Histogram::percentile(double q) const noexcept {
+  if (count_ == 0) return Duration::zero();
+  auto rank = static_cast<uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_)));
+  rank = std::max<uint64_t>(rank, 1);
+  uint64_t seen = 0;
+  for (unsigned b = 0; b < kBuckets; ++b) {
+    seen += buckets_[b];
+    if (seen >= rank) {
+      // A bucket's upper bound, but never above the largest value actually seen.
+      auto bound = Duration(static_cast<int64_t>(upper_bound_of(b)) * 1000 + 999);
+      return std::min(bound, Duration(max_));
+    }
+  }
+  return Duration(max_);
+}
+
+void Histogram::merge(const Histogram& other) noexcept {
+  for (unsigned b = 0; b < kBuckets; ++b) buckets_[b] += other.buckets_[b];
+  count_ += other.count_;
+  max_ = std::max(max_, other.max_);
+}
+
+}  // namespace evwheel

@@ -1,0 +1,118 @@
+// listener — see include/evwheel/listener.hpp.
+#include "evwheel/listener.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+#include "evwheel/address.hpp"
+
+namespace evwheel {
+
+namespace {
+int open_reserve() noexcept { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
+}  // namespace
+
+Listener::Listener(Endpoint& endpoint, ListenerOptions options)
+    : endpoint_(endpoint), reactor_(endpoint.reactor()), options_(std::move(options)) {
+  if (options_.backlog < 1) throw std::invalid_argument("evwheel: listener backlog must be >= 1");
+  if (options_.accept_batch < 1) throw std::invalid_argument("evwheel: listener accept_batch must be >= 1");
+  sockaddr_in address = parse_address(options_.address);
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "evwheel: socket");
+  auto fail = [&](const char* what) {
+    int error = errno;
+    ::close(fd_);
+    throw std::system_error(error, std::generic_category(),
+                            std::string("evwheel: ") + what + " " + options_.address);
+  };
+  int one = 1;
+  if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail("SO_REUSEADDR");
+  if (options_.reuse_port && ::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+    fail("SO_REUSEPORT");
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) fail("bind");
+  if (::listen(fd_, options_.backlog) < 0) fail("listen");
+  socklen_t length = sizeof address;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) < 0) fail("getsockname");
+  port_ = ntohs(address.sin_port);
+  reserve_fd_ = open_reserve();
+  try {
+    reactor_.add(fd_, EPOLLIN, *this);
+  } catch (...) {
+    if (reserve_fd_ >= 0) ::close(reserve_fd_);
+    ::close(fd_);
+    throw;
+  }
+}
+
+Listener::~Listener() {
+  if (resume_timer_) reactor_.cancel(resume_timer_);
+  reactor_.remove(fd_);
+  ::close(fd_);
+  if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+void Listener::shed(int fd) noexcept {
+  linger abort{1, 0};  // a reset tells the client at once; no TIME_WAIT left behind
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  ::close(fd);
+}
+
+void Listener::on_io(uint32_t) {
+  for (int i = 0; i < options_.accept_batch; ++i) {
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      if (options_.max_connections && endpoint_.size() >= options_.max_connections) {
+        ++stats_.shed_limit;
+        shed(fd);
+        continue;
+      }
+      ++stats_.accepted;
+      endpoint_.adopt(fd);
+      continue;
+    }
+    int error = errno;
+    switch (error) {
+      case EAGAIN:
+        return;
+      case EINTR:
+      case ECONNABORTED:
+      case EPROTO:
+        continue;  // that one connection is gone; the next may be fine
+      default:
+        stats_.last_error = error;
+        if (!out_of_descriptors(error)) return;
+    }
+  }
+}
+
+bool Listener::out_of_descriptors(int error) {
+  if ((error == EMFILE || error == ENFILE) && reserve_fd_ >= 0) {
+    ::close(reserve_fd_);
+    int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      ++stats_.shed_descriptors;
+      shed(fd);
+    }
+    reserve_fd_ = open_reserve();
+    if (fd >= 0 && reserve_fd_ >= 0) return true;
+  }
+  pause();
+  return false;
+}
+
+void Listener::pause() {
+  ++stats_.pauses;
+  reactor_.modify(fd_, 0);  // the queue stays in the kernel until we look again
+  resume_timer_ = reactor_.run_after(options_.retry_after, [this] {
+    resume_timer_ = 0;
+    if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
+    reactor_.modify(fd_, EPOLLIN);
+  });
+}
+
+}  // namespace evwheel
