@@ -37,6 +37,7 @@ Connection::Connection(Endpoint& endpoint, int fd, TimePoint now) noexcept
       peer_eof_(false),
       rtt_pending_(false),
       high_water_(false),
+      stall_credit_(false),
       fd_(fd), endpoint_(&endpoint), last_receive_(now),
       ping_sent_(now) {}
 
@@ -84,6 +85,7 @@ void Connection::read_input() {
     ssize_t got = ::recv(fd_, scratch, capacity, 0);
     if (got > 0) {
       last_receive_ = endpoint.reactor_.now();
+      stall_credit_ = false;
       if (!take_input(scratch, static_cast<std::size_t>(got))) return;
       if (static_cast<std::size_t>(got) < capacity) return;
     } else if (got == 0) {

@@ -45,6 +45,10 @@ bool Heartbeat::asks(const Connection& connection) const noexcept {
   return pings_ && connection.state_ == Connection::State::open;
 }
 
+bool Heartbeat::stalled(const Connection& connection, TimePoint now) const noexcept {
+  return !connection.stall_credit_ && now - connection.deadline() > grace_ / 2;
+}
+
 bool Heartbeat::outstanding(const Connection& connection) const noexcept {
   return connection.ping_sent_ > connection.last_receive_;
 }
@@ -70,6 +74,13 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
       connection.read_input();
       if (connection.state_ == Connection::State::closed) return;
     }
+  }
+  if (now >= connection.last_receive_ + policy_.idle_timeout && !asks(connection) &&
+      stalled(connection, now)) {
+    // We only listen, and we were not even doing that: the peer's messages to us may be late
+    // because we were (a peer in the same stalled process).  Excuse this silence once.
+    connection.stall_credit_ = true;
+    connection.last_receive_ = now;
   }
   if (now >= connection.last_receive_ + policy_.idle_timeout) {
     if (!asks(connection) || (outstanding(connection) && now >= connection.ping_sent_ + grace_)) {

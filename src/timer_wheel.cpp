@@ -14,6 +14,7 @@ namespace {
 
 constexpr uint16_t kExpiredList = TimerWheel::kMaxLevels * TimerWheel::kSlots;
 constexpr uint16_t kOverflowList = kExpiredList + 1;
+constexpr uint16_t kRunningList = kExpiredList + 2;  // taken from the expired list, not yet run
 
 // Bits of a tick below level `level`'s slot field plus the field itself, i.e. one revolution.
 constexpr uint64_t revolution_mask(unsigned level) {
@@ -126,7 +127,9 @@ void TimerWheel::schedule(TimerEntry& entry, TimePoint deadline) noexcept {
 
 void TimerWheel::touch(TimerEntry& entry, TimePoint deadline) noexcept {
   // A later deadline stays in the current (earlier) slot: run_list() re-files it on arrival.
-  if (entry.scheduled() && deadline >= entry.deadline_) {
+  // Not so in the expired list: advance() has already passed it and looks at it only once.
+  // (Entries being run from it are marked kRunningList: they are looked at once more.)
+  if (entry.scheduled() && deadline >= entry.deadline_ && entry.list_ != kExpiredList) {
     entry.deadline_ = deadline;
     return;
   }
@@ -175,6 +178,10 @@ std::size_t TimerWheel::run_list(uint16_t list) {
   detail::ListNode pending;
   splice_all(head(list), pending);
   if (list < kExpiredList) occupied_[list / kSlots] &= ~(uint64_t{1} << (list % kSlots));
+  if (list == kExpiredList) {
+    for (detail::ListNode* node = pending.next; node != &pending; node = node->next)
+      static_cast<TimerEntry*>(node)->list_ = kRunningList;
+  }
 
   // If a callback throws, what has not run yet goes back as expired: the wheel stays whole
   // and the next advance() picks it up.

@@ -133,6 +133,7 @@ class Connection final : private IoHandler, private TimerEntry {
   bool peer_eof_ : 1;                // the peer sent FIN; close once output drains
   bool rtt_pending_ : 1;             // a real ping is out (seed pongs carry no id)
   bool high_water_ : 1;              // on_high_water fired, on_drain not yet
+  bool stall_credit_ : 1;            // this silence was already excused once by our own stall
   int fd_;
   uint32_t rtt_us_ = 0;              // smoothed, microseconds
   Endpoint* endpoint_;

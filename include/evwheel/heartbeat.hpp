@@ -13,7 +13,9 @@
 //       - the pinging side closes only a peer that has left a ping unanswered for G.  If our
 //         own loop stalled (SIGSTOP, a blocked callback) we had not asked for a while; the
 //         peer then gets a fresh ping and G to answer it, so a stall does not close every peer
-//         at once, while a peer that really died is closed one round later.
+//         at once, while a peer that really died is closed one round later;
+//       - the side that only answers excuses a silence once if its own check ran more than
+//         G/2 late (its peer may share the stalled process): it waits one more idle timeout.
 //   * pings of connections opened in one burst are spread over the interval (a low-discrepancy
 //     sequence), so they do not all fall into one tick.
 // The wheel's tick is min(P/16, 1 s) unless set: an idle close comes at most one tick after its
@@ -77,6 +79,8 @@ class Heartbeat {
  private:
   bool outstanding(const Connection& connection) const noexcept;
   bool asks(const Connection& connection) const noexcept;
+  // Our own loop ran this connection's check more than half a grace period late.
+  bool stalled(const Connection& connection, TimePoint now) const noexcept;
   TimePoint next_check(const Connection& connection, TimePoint now) const noexcept;
 
   HeartbeatPolicy policy_;

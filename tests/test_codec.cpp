@@ -1,0 +1,424 @@
+// Unit tests for evwheel::FramedCodec and evwheel::SeedCodec — the wire formats described in
+// include/evwheel/codec.hpp.
+//
+// Frames are built with the codec's own encode_header() (plus the payload) and also by hand
+// from the byte layout in the header comment, so an encoder and decoder that agree on a wrong
+// format are still caught.  A seeded randomised test feeds random frame sequences, split at
+// random points, through a reassembly loop like a connection's.
+#include <doctest/doctest.h>
+
+#include "evwheel/codec.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using evwheel::Codec;
+using evwheel::FramedCodec;
+using evwheel::Frame;
+using evwheel::FrameType;
+using evwheel::SeedCodec;
+
+// A decoded frame, copied out of the input so it survives the input being erased.
+struct Decoded {
+  FrameType type;
+  std::string payload;
+  bool operator==(const Decoded& other) const { return type == other.type && payload == other.payload; }
+};
+
+const char* type_name(FrameType type) {
+  switch (type) {
+    case FrameType::data: return "data";
+    case FrameType::ping: return "ping";
+    case FrameType::pong: return "pong";
+  }
+  return "?";
+}
+
+// The whole frame (header and payload) as the codec encodes it; fails the test if it refuses.
+std::string encode(const Codec& codec, FrameType type, std::string_view payload) {
+  char header[Codec::kMaxHeader];
+  int n = codec.encode_header(type, payload.size(), header);
+  REQUIRE_MESSAGE(n > 0, "encode_header refused a ", type_name(type), " frame of ", payload.size(), " bytes");
+  REQUIRE(static_cast<std::size_t>(n) <= Codec::kMaxHeader);
+  return std::string(header, static_cast<std::size_t>(n)) + std::string(payload);
+}
+
+// A framed header built by hand from the layout in codec.hpp: uint32 BE length, uint8 type.
+std::string framed_header(uint32_t length, uint8_t type) {
+  std::string h;
+  h += static_cast<char>(length >> 24);
+  h += static_cast<char>(length >> 16);
+  h += static_cast<char>(length >> 8);
+  h += static_cast<char>(length);
+  h += static_cast<char>(type);
+  return h;
+}
+
+std::string payload_of(std::size_t size, uint32_t salt = 0) {
+  std::string p(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) p[i] = static_cast<char>((i * 131 + salt * 7 + 3) & 0xff);
+  return p;
+}
+
+// The reassembly loop of a connection: append what arrives, decode whole frames off the front
+// while there are any, erase what was consumed.  Returns false on a protocol error.
+struct Reassembler {
+  const Codec& codec;
+  std::string pending;
+  std::vector<Decoded> frames;
+
+  bool feed(std::string_view bytes) {
+    pending.append(bytes.data(), bytes.size());
+    std::size_t consumed = 0;
+    for (;;) {
+      Frame frame;
+      std::ptrdiff_t n = codec.decode(std::string_view(pending).substr(consumed), frame);
+      if (n < 0) return false;
+      if (n == 0) break;
+      REQUIRE(static_cast<std::size_t>(n) <= pending.size() - consumed);
+      frames.push_back({frame.type, std::string(frame.payload)});
+      consumed += static_cast<std::size_t>(n);
+    }
+    pending.erase(0, consumed);
+    return true;
+  }
+};
+
+// Decodes `wire` fed one byte at a time and checks decode() says "need more" (0) for every
+// strict prefix of each frame and returns the frame's whole length once it is complete.
+void check_slow_drip(const Codec& codec, std::string_view wire, std::size_t frame_size) {
+  Frame frame;
+  for (std::size_t len = 0; len < frame_size; ++len) {
+    std::ptrdiff_t n = codec.decode(wire.substr(0, len), frame);
+    if (n != 0) {
+      FAIL_CHECK("decode of a ", len, "-byte prefix of a ", frame_size, "-byte frame returned ", n, ", expected 0");
+      return;
+    }
+  }
+  CHECK(codec.decode(wire.substr(0, frame_size), frame) == static_cast<std::ptrdiff_t>(frame_size));
+}
+
+}  // namespace
+
+// --- framed ------------------------------------------------------------------------------
+
+TEST_CASE("framed: data, ping and pong frames of 0, 1, 5, 65536 and max_frame bytes round-trip") {
+  for (uint32_t max_frame : {FramedCodec::kDefaultMaxFrame, 65536u, 70000u}) {
+    FramedCodec codec(max_frame);
+    for (FrameType type : {FrameType::data, FrameType::ping, FrameType::pong}) {
+      for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{65536}, std::size_t{max_frame}}) {
+        CAPTURE(max_frame);
+        CAPTURE(type_name(type));
+        CAPTURE(size);
+        std::string payload = payload_of(size, static_cast<uint32_t>(type));
+        std::string wire = encode(codec, type, payload);
+        CHECK(wire.size() == FramedCodec::kHeaderSize + size);
+        // The header is exactly the documented layout.
+        CHECK(wire.substr(0, 5) == framed_header(static_cast<uint32_t>(size), static_cast<uint8_t>(type)));
+
+        Frame frame;
+        REQUIRE(codec.decode(wire, frame) == static_cast<std::ptrdiff_t>(wire.size()));
+        CHECK(frame.type == type);
+        CHECK(frame.payload.size() == size);
+        CHECK(frame.payload == payload);
+        // The payload is a view into the given bytes, not a copy.
+        if (size > 0) CHECK(frame.payload.data() == wire.data() + FramedCodec::kHeaderSize);
+      }
+    }
+  }
+}
+
+TEST_CASE("framed: decode needs more bytes for every strict prefix of a frame (slow drip)") {
+  FramedCodec codec;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{65536},
+                           std::size_t{FramedCodec::kDefaultMaxFrame}}) {
+    for (FrameType type : {FrameType::data, FrameType::ping, FrameType::pong}) {
+      CAPTURE(size);
+      CAPTURE(type_name(type));
+      std::string wire = encode(codec, type, payload_of(size));
+      check_slow_drip(codec, wire, wire.size());
+      // Trailing bytes of a following frame do not change the answer for the first one.
+      std::string two = wire + encode(codec, FrameType::pong, "xyz");
+      Frame frame;
+      CHECK(codec.decode(two, frame) == static_cast<std::ptrdiff_t>(wire.size()));
+      CHECK(frame.type == type);
+      CHECK(frame.payload.size() == size);
+    }
+  }
+}
+
+TEST_CASE("framed: two and three concatenated frames decode one by one") {
+  FramedCodec codec;
+  std::string a = encode(codec, FrameType::data, "hello");
+  std::string b = encode(codec, FrameType::ping, "\x01\x02\x03\x04\x05\x06\x07\x08");
+  std::string c = encode(codec, FrameType::pong, "");
+
+  Frame frame;
+  std::string two = a + b;
+  REQUIRE(codec.decode(two, frame) == static_cast<std::ptrdiff_t>(a.size()));
+  CHECK(frame.type == FrameType::data);
+  CHECK(frame.payload == "hello");
+  std::string_view rest = std::string_view(two).substr(a.size());
+  REQUIRE(codec.decode(rest, frame) == static_cast<std::ptrdiff_t>(b.size()));
+  CHECK(frame.type == FrameType::ping);
+  CHECK(frame.payload == "\x01\x02\x03\x04\x05\x06\x07\x08");
+  CHECK(codec.decode(rest.substr(b.size()), frame) == 0);
+
+  std::string three = c + a + b;
+  std::string_view view = three;
+  std::vector<Decoded> got;
+  while (!view.empty()) {
+    std::ptrdiff_t n = codec.decode(view, frame);
+    REQUIRE(n > 0);
+    got.push_back({frame.type, std::string(frame.payload)});
+    view.remove_prefix(static_cast<std::size_t>(n));
+  }
+  std::vector<Decoded> want = {{FrameType::pong, ""}, {FrameType::data, "hello"},
+                               {FrameType::ping, "\x01\x02\x03\x04\x05\x06\x07\x08"}};
+  CHECK(got == want);
+}
+
+TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the 5-byte header alone") {
+  for (uint32_t max_frame : {1u, 100u, FramedCodec::kDefaultMaxFrame}) {
+    CAPTURE(max_frame);
+    FramedCodec codec(max_frame);
+    Frame frame;
+    for (uint8_t type : {uint8_t{0}, uint8_t{1}, uint8_t{2}}) {
+      std::string header = framed_header(max_frame + 1, type);
+      // Fewer than 5 bytes cannot be judged yet.
+      for (std::size_t len = 0; len < header.size(); ++len)
+        CHECK(codec.decode(std::string_view(header).substr(0, len), frame) == 0);
+      // The header alone, no payload at all: refused at once, not buffered.
+      CHECK(codec.decode(header, frame) == -1);
+      CHECK(codec.decode(header + "abc", frame) == -1);
+      // The largest length the header can express too.
+      CHECK(codec.decode(framed_header(0xffffffffu, type), frame) == -1);
+      // Exactly max_frame is fine (incomplete, so 0).
+      CHECK(codec.decode(framed_header(max_frame, type), frame) == 0);
+    }
+  }
+}
+
+TEST_CASE("framed: an unknown type byte (3, 255) is a protocol error") {
+  FramedCodec codec;
+  Frame frame;
+  for (uint8_t type : {uint8_t{3}, uint8_t{4}, uint8_t{0x80}, uint8_t{255}}) {
+    CAPTURE(static_cast<int>(type));
+    CHECK(codec.decode(framed_header(0, type), frame) == -1);            // complete, empty
+    CHECK(codec.decode(framed_header(3, type) + "abc", frame) == -1);    // complete, with payload
+    CHECK(codec.decode(framed_header(100, type), frame) == -1);          // payload still to come
+  }
+}
+
+TEST_CASE("framed: encode_header refuses a payload above max_frame and accepts exactly max_frame") {
+  char header[Codec::kMaxHeader];
+  FramedCodec small(100);
+  CHECK(small.max_frame() == 100);
+  CHECK(small.encode_header(FrameType::data, 100, header) == 5);
+  CHECK(small.encode_header(FrameType::data, 101, header) == -1);
+  CHECK(small.encode_header(FrameType::ping, 101, header) == -1);
+  CHECK(small.encode_header(FrameType::pong, 1000000, header) == -1);
+
+  FramedCodec codec;
+  CHECK(codec.max_frame() == FramedCodec::kDefaultMaxFrame);
+  CHECK(codec.encode_header(FrameType::data, FramedCodec::kDefaultMaxFrame, header) == 5);
+  CHECK(codec.encode_header(FrameType::data, FramedCodec::kDefaultMaxFrame + 1, header) == -1);
+
+  // A size_t payload that would wrap the 32-bit length field is refused, not truncated.
+  FramedCodec huge(0xffffffffu);
+  CHECK(huge.encode_header(FrameType::data, 0xffffffffu, header) == 5);
+  if constexpr (sizeof(std::size_t) > 4) {
+    CHECK(huge.encode_header(FrameType::data, std::size_t{1} << 32, header) == -1);
+    CHECK(huge.encode_header(FrameType::data, (std::size_t{1} << 32) + 5, header) == -1);
+  }
+}
+
+TEST_CASE("framed: a codec with max_frame 0 throws std::invalid_argument") {
+  CHECK_THROWS_AS(FramedCodec(0), std::invalid_argument);
+  CHECK_NOTHROW(FramedCodec(1));
+}
+
+TEST_CASE("framed: a ping with payload 01..08 is exactly the wire bytes of codec.hpp's example") {
+  // codec.hpp: "Example, a ping with payload 01..08:  00 00 00 08 01 01 02 03 04 05 06 07 08"
+  const unsigned char expected[] = {0x00, 0x00, 0x00, 0x08, 0x01, 0x01, 0x02,
+                                    0x03, 0x04, 0x05, 0x06, 0x07, 0x08};
+  std::string want(reinterpret_cast<const char*>(expected), sizeof expected);
+  FramedCodec codec;
+  std::string payload = "\x01\x02\x03\x04\x05\x06\x07\x08";
+  CHECK(encode(codec, FrameType::ping, payload) == want);
+
+  Frame frame;
+  REQUIRE(codec.decode(want, frame) == 13);
+  CHECK(frame.type == FrameType::ping);
+  CHECK(frame.payload == payload);
+}
+
+TEST_CASE("framed: name is \"framed\" and a ping carries an 8-byte payload") {
+  FramedCodec codec;
+  CHECK(codec.name() == "framed");
+  CHECK(codec.ping_payload_size() == 8);
+}
+
+// --- seed --------------------------------------------------------------------------------
+
+TEST_CASE("seed: \"ping\" and \"pong\" decode as ping and pong with an empty payload") {
+  SeedCodec codec;
+  Frame frame;
+  frame.payload = "junk";
+  REQUIRE(codec.decode("ping", frame) == 4);
+  CHECK(frame.type == FrameType::ping);
+  CHECK(frame.payload.empty());
+  frame.payload = "junk";
+  REQUIRE(codec.decode("pong", frame) == 4);
+  CHECK(frame.type == FrameType::pong);
+  CHECK(frame.payload.empty());
+  // Strict prefixes need more bytes.
+  for (std::string_view token : {"ping", "pong"})
+    for (std::size_t len = 0; len < 4; ++len) CHECK(codec.decode(token.substr(0, len), frame) == 0);
+}
+
+TEST_CASE("seed: \"pingpong\" decodes as two frames") {
+  SeedCodec codec;
+  std::string_view input = "pingpong";
+  Frame frame;
+  REQUIRE(codec.decode(input, frame) == 4);
+  CHECK(frame.type == FrameType::ping);
+  input.remove_prefix(4);
+  REQUIRE(codec.decode(input, frame) == 4);
+  CHECK(frame.type == FrameType::pong);
+  input.remove_prefix(4);
+  CHECK(codec.decode(input, frame) == 0);
+}
+
+TEST_CASE("seed: every split point of \"pingpongping\" fed incrementally yields ping, pong, ping") {
+  SeedCodec codec;
+  const std::string wire = "pingpongping";
+  const std::vector<Decoded> want = {{FrameType::ping, ""}, {FrameType::pong, ""}, {FrameType::ping, ""}};
+  for (std::size_t i = 0; i <= wire.size(); ++i) {
+    for (std::size_t j = i; j <= wire.size(); ++j) {
+      CAPTURE(i);
+      CAPTURE(j);
+      Reassembler r{codec, {}, {}};
+      REQUIRE(r.feed(std::string_view(wire).substr(0, i)));
+      REQUIRE(r.feed(std::string_view(wire).substr(i, j - i)));
+      REQUIRE(r.feed(std::string_view(wire).substr(j)));
+      CHECK(r.frames == want);
+      CHECK(r.pending.empty());
+    }
+  }
+  // And one byte at a time.
+  Reassembler r{codec, {}, {}};
+  for (char c : wire) REQUIRE(r.feed(std::string_view(&c, 1)));
+  CHECK(r.frames == want);
+}
+
+TEST_CASE("seed: a byte sequence that cannot become a token is a protocol error as soon as it arrives") {
+  SeedCodec codec;
+  struct Case {
+    std::string stream;       // fed one byte at a time
+    std::size_t bad_at;       // the index of the first byte that makes the stream invalid
+    std::size_t frames_before;
+  };
+  const std::vector<Case> cases = {
+      {"x", 0, 0},        {"pix", 2, 0},        {"pinx", 3, 0},   {"pongx", 4, 1},
+      {"pingpongx", 8, 2}, {"pingpox", 6, 1},   {"pingx", 4, 1},  {"PING", 0, 0},
+      {"Ping", 0, 0},     {"pIng", 1, 0},       {"pang", 1, 0},   {"pinG", 3, 0},
+      {"ping pong", 4, 1}, {std::string("\0ping", 5), 0, 0},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.stream);
+    Reassembler r{codec, {}, {}};
+    for (std::size_t i = 0; i < c.stream.size(); ++i) {
+      CAPTURE(i);
+      bool ok = r.feed(std::string_view(c.stream).substr(i, 1));
+      if (i < c.bad_at) {
+        REQUIRE(ok);
+      } else {
+        CHECK_FALSE(ok);
+        CHECK(r.frames.size() == c.frames_before);
+        break;
+      }
+    }
+  }
+  // Directly: the garbage is judged without waiting for 4 bytes.
+  Frame frame;
+  CHECK(codec.decode("x", frame) == -1);
+  CHECK(codec.decode("pix", frame) == -1);
+  CHECK(codec.decode("PING", frame) == -1);
+  CHECK(codec.decode("pingx", frame) == 4);  // the first token is still whole
+}
+
+TEST_CASE("seed: encode_header writes exactly \"ping\"/\"pong\" and refuses data or a payload") {
+  SeedCodec codec;
+  char header[Codec::kMaxHeader];
+  CHECK(codec.encode_header(FrameType::data, 0, header) == -1);
+  CHECK(codec.encode_header(FrameType::data, 5, header) == -1);
+  CHECK(codec.encode_header(FrameType::ping, 8, header) == -1);
+  CHECK(codec.encode_header(FrameType::pong, 1, header) == -1);
+
+  int n = codec.encode_header(FrameType::ping, 0, header);
+  REQUIRE(n == 4);
+  CHECK(std::string(header, 4) == "ping");
+  n = codec.encode_header(FrameType::pong, 0, header);
+  REQUIRE(n == 4);
+  CHECK(std::string(header, 4) == "pong");
+}
+
+TEST_CASE("seed: name is \"seed\" and a ping carries no payload") {
+  SeedCodec codec;
+  CHECK(codec.name() == "seed");
+  CHECK(codec.ping_payload_size() == 0);
+  CHECK(FramedCodec().ping_payload_size() == 8);
+}
+
+// --- both --------------------------------------------------------------------------------
+
+TEST_CASE("random frame sequences split at random points reassemble to the same frames (both codecs)") {
+  std::mt19937_64 rng(20240611);
+  auto uniform = [&](std::size_t lo, std::size_t hi) {
+    return std::uniform_int_distribution<std::size_t>(lo, hi)(rng);
+  };
+  const FramedCodec framed(4096);
+  const SeedCodec seed;
+  for (const Codec* codec : {static_cast<const Codec*>(&framed), static_cast<const Codec*>(&seed)}) {
+    CAPTURE(codec->name());
+    const bool is_seed = codec == &seed;
+    for (int round = 0; round < 300; ++round) {
+      CAPTURE(round);
+      std::vector<Decoded> frames;
+      std::string wire;
+      std::size_t count = uniform(0, 60);
+      for (std::size_t k = 0; k < count; ++k) {
+        Decoded f;
+        if (is_seed) {
+          f.type = uniform(0, 1) ? FrameType::ping : FrameType::pong;
+        } else {
+          f.type = static_cast<FrameType>(uniform(0, 2));
+          std::size_t size = uniform(0, 9) == 0 ? uniform(0, 4096) : uniform(0, 24);
+          f.payload.resize(size);
+          for (char& c : f.payload) c = static_cast<char>(uniform(0, 255));
+        }
+        wire += encode(*codec, f.type, f.payload);
+        frames.push_back(std::move(f));
+      }
+      // Cut the stream at random points, sometimes into single bytes, sometimes in big chunks.
+      Reassembler r{*codec, {}, {}};
+      std::size_t max_chunk = uniform(0, 3) == 0 ? 1 : uniform(1, wire.size() + 1);
+      for (std::size_t at = 0; at < wire.size();) {
+        std::size_t n = std::min(uniform(0, max_chunk), wire.size() - at);
+        REQUIRE(r.feed(std::string_view(wire).substr(at, n)));
+        at += n;
+      }
+      REQUIRE(r.frames.size() == frames.size());
+      CHECK(r.frames == frames);
+      CHECK(r.pending.empty());
+    }
+  }
+}
