@@ -38,6 +38,7 @@ Connection::Connection(Endpoint& endpoint, int fd, TimePoint now) noexcept
       rtt_pending_(false),
       high_water_(false),
       stall_credit_(false),
+      sent_since_ping_(false),
       fd_(fd), endpoint_(&endpoint), last_receive_(now),
       ping_sent_(now) {}
 
@@ -173,6 +174,7 @@ bool Connection::send_frame(FrameType type, const char* payload, std::size_t siz
   char header[Codec::kMaxHeader];
   int header_size = endpoint_->codec_->encode_header(type, size, header);
   if (header_size < 0) return false;
+  sent_since_ping_ = true;
   return write_parts(header, static_cast<std::size_t>(header_size), payload, size);
 }
 

@@ -93,8 +93,12 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
   }
   TimePoint due = connection.ping_sent_ + policy_.ping_interval;
   if (asks(connection) && !outstanding(connection) && now >= due) {
-    if (policy_.skip_when_active && connection.last_receive_ > now - policy_.ping_interval) {
-      connection.ping_sent_ = connection.last_receive_;  // traffic answered for us
+    // Traffic both ways makes the ping redundant: the peer's bytes prove it alive, and ours
+    // keep its own idle clock running (a peer that only listens would otherwise judge us dead).
+    if (policy_.skip_when_active && connection.sent_since_ping_ &&
+        connection.last_receive_ > now - policy_.ping_interval) {
+      connection.ping_sent_ = connection.last_receive_;
+      connection.sent_since_ping_ = false;
       ++stats_.pings_skipped;
     } else if (send_ping(connection, now)) {
       stats_.ping_lateness.record(now - due);
@@ -114,6 +118,7 @@ bool Heartbeat::send_ping(Connection& connection, TimePoint now) {
   if (!connection.send_frame(FrameType::ping, payload, size)) return false;
   connection.ping_sent_ = now;
   connection.rtt_pending_ = true;
+  connection.sent_since_ping_ = false;
   ++stats_.pings_sent;
   return true;
 }

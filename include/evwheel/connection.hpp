@@ -134,6 +134,7 @@ class Connection final : private IoHandler, private TimerEntry {
   bool rtt_pending_ : 1;             // a real ping is out (seed pongs carry no id)
   bool high_water_ : 1;              // on_high_water fired, on_drain not yet
   bool stall_credit_ : 1;            // this silence was already excused once by our own stall
+  bool sent_since_ping_ : 1;         // we wrote something since the last ping (skip_when_active)
   int fd_;
   uint32_t rtt_us_ = 0;              // smoothed, microseconds
   Endpoint* endpoint_;

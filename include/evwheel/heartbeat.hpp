@@ -5,7 +5,8 @@
 //   * any received byte refreshes the idle clock (one store: the wheel entry is not moved;
 //     the entry's next firing recomputes its deadline);
 //   * the pinging side sends a ping when P has passed since its last ping (with
-//     skip_when_active: since its last ping or the peer's last byte, whichever is later);
+//     skip_when_active, a ping is skipped while bytes flowed both ways since the last one —
+//     the peer's prove it alive, ours keep its idle clock running);
 //     one ping is outstanding at a time — TCP does not lose it, so re-asking would only add load;
 //   * a peer silent for I is dead, except:
 //       - bytes already waiting in its socket (FIONREAD) are read first: a loop that fell
@@ -35,7 +36,7 @@ struct HeartbeatPolicy {
   Duration ping_interval = std::chrono::seconds(15);  // the seed's defaults
   Duration idle_timeout = std::chrono::seconds(30);
   PingMode mode = PingMode::server;
-  bool skip_when_active = false;  // no ping while the peer sent something within the interval
+  bool skip_when_active = false;  // no ping while traffic flowed both ways within the interval
   Duration tick = Duration::zero();  // zero: min(ping_interval / 16, 1 s)
 
   // Throws std::invalid_argument naming the bad field: zero or negative times, an idle timeout
