@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <exception>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -140,6 +141,15 @@ int Reactor::run_once(Duration max_wait) {
   int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
   if (ready < 0 && errno != EINTR) throw_errno("evwheel: epoll_wait");
   update_now();
+  // A handler or timer that throws leaves run_once() before run_posted(): tasks already
+  // announced by a consumed wake-up must not wait for some unrelated event.
+  struct RewakeOnThrow {
+    Reactor& reactor;
+    int exceptions = std::uncaught_exceptions();
+    ~RewakeOnThrow() {
+      if (std::uncaught_exceptions() > exceptions) reactor.wake_if_posted();
+    }
+  } rewake{*this};
   int dispatched = 0;
   for (int i = 0; i < ready; ++i) {
     uint64_t data = events_[static_cast<std::size_t>(i)].data.u64;
@@ -173,6 +183,13 @@ void Reactor::post(Task task) {
     uint64_t one = 1;
     [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
   }
+}
+
+void Reactor::wake_if_posted() noexcept {
+  std::lock_guard<std::mutex> lock(posted_mutex_);
+  if (posted_.empty()) return;
+  uint64_t one = 1;
+  [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
 }
 
 void Reactor::drain_wakeups() {

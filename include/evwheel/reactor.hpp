@@ -113,6 +113,7 @@ class Reactor {
   bool arm_timerfd();  // true when a timer is already due (the loop must not sleep)
   void on_timer_fd();
   void drain_wakeups();
+  void wake_if_posted() noexcept;
   void run_posted();
 
   int epoll_fd_ = -1;
