@@ -46,7 +46,8 @@
 // entry — themselves, or another entry due in the same tick (a cancelled one then does not
 // fire).  An entry scheduled for a tick advance() has already reached fires in the next
 // advance() call, never in the current one: a callback that re-arms itself for "now" cannot
-// starve the loop.
+// starve the loop.  Inside a callback, next_due() and empty() do not count the entries still
+// waiting to fire in the tick being run.
 //
 // Defaults: heartbeats want a coarse tick (the heartbeat policy picks interval/16, at most 1 s)
 // so that one tick sends a burst of pings; general timers want 1 ms.  kDefaultLevels (6) covers
