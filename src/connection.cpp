@@ -167,7 +167,7 @@ bool Connection::send(std::string_view payload) {
   return send_frame(FrameType::data, payload.data(), payload.size());
 }
 
-bool Connection::ping() { return endpoint_->heartbeat_.send_ping(*this, endpoint_->reactor_.now()); }
+bool Connection::ping() { return endpoint_->heartbeat_.send_ping(*this); }
 
 bool Connection::send_frame(FrameType type, const char* payload, std::size_t size) {
   if (state_ != State::open) return false;

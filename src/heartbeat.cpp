@@ -89,7 +89,7 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
     }
     // We have not asked since it last spoke (our own stall, or skipped pings): ask now and
     // give it a full round before judging.
-    if (!outstanding(connection)) send_ping(connection, now);
+    if (!outstanding(connection)) send_ping(connection);
   }
   TimePoint due = connection.ping_sent_ + policy_.ping_interval;
   if (asks(connection) && !outstanding(connection) && now >= due) {
@@ -100,15 +100,18 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
       connection.ping_sent_ = connection.last_receive_;
       connection.sent_since_ping_ = false;
       ++stats_.pings_skipped;
-    } else if (send_ping(connection, now)) {
-      stats_.ping_lateness.record(now - due);
+    } else if (send_ping(connection)) {
+      stats_.ping_lateness.record(connection.ping_sent_ - due);
     }
   }
   if (connection.state_ != Connection::State::closed)
     wheel_.schedule(connection, next_check(connection, now));
 }
 
-bool Heartbeat::send_ping(Connection& connection, TimePoint now) {
+bool Heartbeat::send_ping(Connection& connection) {
+  // A fresh clock read, not the iteration's: if the loop was blocked earlier in this
+  // iteration, a stale send time would shorten the peer's grace to answer (and the RTT).
+  TimePoint now = connection.endpoint_->reactor_.update_now();
   char payload[kMaxPingPayload] = {};
   std::size_t size = std::min(connection.endpoint_->codec_->ping_payload_size(), kMaxPingPayload);
   // Our own send time, echoed by the pong: the pong then names the ping it answers.

@@ -68,8 +68,8 @@ class Heartbeat {
   void start(Connection& connection, TimePoint now);
   void on_timer(Connection& connection, TimePoint now);
   void on_pong(Connection& connection, const char* payload, std::size_t size, TimePoint now);
-  // Sends a ping now; false if the connection cannot send.
-  bool send_ping(Connection& connection, TimePoint now);
+  // Sends a ping now (stamped with a fresh clock read); false if the connection cannot send.
+  bool send_ping(Connection& connection);
 
   TimerWheel& wheel() noexcept { return wheel_; }
   const HeartbeatPolicy& policy() const noexcept { return policy_; }

@@ -1,0 +1,221 @@
+// loopback — helpers shared by test_connection/test_listener/test_connector: a loop driver,
+// raw peer sockets on 127.0.0.1, framed bytes, and a handler that records what happened.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "evwheel/codec.hpp"
+#include "evwheel/connection.hpp"
+#include "evwheel/endpoint.hpp"
+#include "evwheel/reactor.hpp"
+
+namespace loopback {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using evwheel::CloseReason;
+using evwheel::Duration;
+using evwheel::FrameType;
+
+// Milliseconds between two steady_clock points, as a double (for messages and bounds).
+inline double ms_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+// Runs `reactor` in slices of at most 2 ms until `done()` holds or `timeout` passes; returns done().
+template <class Done>
+bool pump_until(evwheel::Reactor& reactor, Done&& done, Duration timeout = 5s) {
+  auto deadline = Clock::now() + timeout;
+  while (!done()) {
+    if (Clock::now() >= deadline) return done();
+    reactor.run_once(2ms);
+  }
+  return true;
+}
+
+// Runs `reactor` for `span` of wall time, whatever happens.
+inline void pump_for(evwheel::Reactor& reactor, Duration span) {
+  auto end = Clock::now() + span;
+  pump_until(reactor, [&] { return Clock::now() >= end; }, span + 1s);
+}
+
+// A blocking TCP socket connected to 127.0.0.1:port (from `source` if given; SO_RCVBUF set
+// before connecting when rcvbuf > 0); -1 on failure.
+inline int raw_connect(uint16_t port, int rcvbuf = 0, const char* source = nullptr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  if (source) {
+    ::inet_pton(AF_INET, source, &address.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Writes all of `bytes` to a blocking socket; false on error.
+inline bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  return true;
+}
+
+constexpr int kOpen = 0;   // drain(): nothing more to read for now
+constexpr int kEof = -1;   // drain(): the peer closed (FIN)
+
+// Appends everything waiting on `fd` to `out` without blocking; kOpen, kEof or the errno.
+inline int drain(int fd, std::string& out) {
+  char chunk[16384];
+  for (;;) {
+    ssize_t got = ::recv(fd, chunk, sizeof chunk, MSG_DONTWAIT);
+    if (got > 0) {
+      out.append(chunk, static_cast<std::size_t>(got));
+    } else if (got == 0) {
+      return kEof;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return kOpen;
+    } else if (errno != EINTR) {
+      return errno;
+    }
+  }
+}
+
+// Reads `fd` until EOF or an error, for at most `timeout` (no reactor involved); kEof, the errno,
+// or kOpen on timeout.
+inline int read_to_end(int fd, std::string* out = nullptr, Duration timeout = 3s) {
+  std::string sink;
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = drain(fd, out ? *out : sink);
+    if (status != kOpen) return status;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return kOpen;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(left));
+  }
+}
+
+// Closes `fd` with SO_LINGER {1, 0}: the peer gets a reset instead of a FIN.
+inline void reset_close(int fd) {
+  linger abort{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  ::close(fd);
+}
+
+// The address of the peer of socket `fd`, as dotted quad.
+inline std::string peer_host(int fd) {
+  sockaddr_in address{};
+  socklen_t length = sizeof address;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0) return "?";
+  char host[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &address.sin_addr, host, sizeof host);
+  return host;
+}
+
+// One frame of the framed codec: 4-byte big-endian length, type byte, payload (length may lie).
+inline std::string frame(FrameType type, std::string_view payload, uint32_t length = UINT32_MAX) {
+  if (length == UINT32_MAX) length = static_cast<uint32_t>(payload.size());
+  std::string out{static_cast<char>(length >> 24), static_cast<char>(length >> 16),
+                  static_cast<char>(length >> 8), static_cast<char>(length),
+                  static_cast<char>(type)};
+  return out.append(payload);
+}
+
+// Removes the whole framed frames at the front of `bytes` and returns them as (type, payload).
+inline std::vector<std::pair<FrameType, std::string>> take_frames(std::string& bytes) {
+  std::vector<std::pair<FrameType, std::string>> frames;
+  std::size_t at = 0;
+  while (bytes.size() - at >= 5) {
+    auto b = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(bytes[at + i])); };
+    uint32_t length = b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
+    if (bytes.size() - at - 5 < length) break;
+    frames.emplace_back(static_cast<FrameType>(b(4)), bytes.substr(at + 5, length));
+    at += 5 + length;
+  }
+  bytes.erase(0, at);
+  return frames;
+}
+
+// Heartbeat-configured endpoint options: side, ping interval P, idle timeout I, ping mode.
+inline evwheel::EndpointOptions options(evwheel::Side side, Duration interval, Duration idle,
+                                        evwheel::PingMode mode = evwheel::PingMode::server) {
+  evwheel::EndpointOptions o;
+  o.side = side;
+  o.heartbeat.ping_interval = interval;
+  o.heartbeat.idle_timeout = idle;
+  o.heartbeat.mode = mode;
+  return o;
+}
+
+// A handler that records opens, messages, closes and connect errors; hooks add behaviour.
+struct Recorder : evwheel::ConnectionHandler {
+  struct Close {
+    int fd;
+    CloseReason reason;
+    int error;
+    Clock::time_point at;
+  };
+  std::vector<evwheel::Connection*> live;  // open connections, in the order they opened
+  std::vector<std::string> messages;
+  std::vector<Close> closes;
+  std::vector<int> connect_errors;
+  std::vector<std::size_t> high_waters;  // the `queued` each on_high_water reported
+  std::size_t opens = 0, drains = 0;
+  std::function<void(evwheel::Connection&)> open_hook;
+  std::function<void(evwheel::Connection&, std::string_view)> message_hook;
+  std::function<void(evwheel::Connection&, CloseReason)> close_hook;
+
+  void on_open(evwheel::Connection& c) override {
+    ++opens;
+    live.push_back(&c);
+    if (open_hook) open_hook(c);
+  }
+  void on_message(evwheel::Connection& c, std::string_view m) override {
+    messages.emplace_back(m);
+    if (message_hook) message_hook(c, m);
+  }
+  void on_close(evwheel::Connection& c, CloseReason reason, int error) override {
+    live.erase(std::remove(live.begin(), live.end(), &c), live.end());
+    closes.push_back({c.fd(), reason, error, Clock::now()});
+    if (close_hook) close_hook(c, reason);
+  }
+  void on_high_water(evwheel::Connection&, std::size_t queued) override { high_waters.push_back(queued); }
+  void on_drain(evwheel::Connection&) override { ++drains; }
+  void on_connect_error(evwheel::Connector&, int error) override { connect_errors.push_back(error); }
+
+  std::size_t closed_with(CloseReason reason) const {
+    return static_cast<std::size_t>(std::count_if(closes.begin(), closes.end(),
+                                                  [&](const Close& c) { return c.reason == reason; }));
+  }
+};
+
+}  // namespace loopback
