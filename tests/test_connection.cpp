@@ -789,7 +789,7 @@ TEST_CASE("a peer that died during a stall is still closed afterwards, one fresh
   const std::size_t fds = open_fd_count();
   {
     // Longer than the other stall tests, so the dead peer's first ping (at ~0.24 P after its
-    // open) is not yet due in the iteration that stalls: see the BUG test below.
+    // open) is not yet due in the iteration that stalls.
     const Duration P = 50ms, I = 150ms, G = I - P;
     Pair p(options(kServer, P, I), options(kClient, P, I));
     REQUIRE(pump_until(p.reactor, [&] { return p.connected(); }));
