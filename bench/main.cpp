@@ -1,0 +1,147 @@
+// evwheel-bench <mode> [options] — the benchmark driver.  See modes.hpp for how modes plug in.
+#include <sched.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "modes.hpp"
+
+namespace bench {
+namespace {
+
+std::string g_command_line;
+
+struct Mode {
+  const char* name;
+  int (*run)(int argc, char** argv);
+  const char* usage;
+};
+
+const char default_usage[] =
+    "evwheel-bench default\n"
+    "    What `make bench` runs: `timers` with its default sizes.  Takes no options.\n";
+
+int run_default(int argc, char** argv) {
+  if (argc > 1) return usage_error(std::string("default: takes no options, got '") + argv[1] + "'");
+  char mode[] = "timers";
+  char* timers_argv[] = {mode, nullptr};
+  return run_timers(1, timers_argv);
+}
+
+#define EVWHEEL_BENCH_ENTRY(name) {#name, run_##name, name##_usage},
+const Mode kModes[] = {
+    {"default", run_default, default_usage},
+    EVWHEEL_BENCH_MODES(EVWHEEL_BENCH_ENTRY)
+};
+#undef EVWHEEL_BENCH_ENTRY
+
+void print_usage() {
+  std::printf(
+      "usage: evwheel-bench <mode> [options]\n"
+      "       evwheel-bench --help\n"
+      "A bad mode or option prints one line naming it and exits with status 2.\n\nmodes:\n");
+  for (const Mode& mode : kModes) std::printf("\n%s", mode.usage);
+}
+
+bool is_help(const char* arg) {
+  return std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0;
+}
+
+std::string cpu_model() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.compare(0, 10, "model name") != 0) continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) break;
+    auto start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? std::string() : line.substr(start);
+  }
+  return "unknown";
+}
+
+// What `nproc` prints: the CPUs this process may run on.
+int cpu_count() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  return -1;
+}
+
+}  // namespace
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "evwheel-bench: %s\n", message.c_str());
+  return kUsageError;
+}
+
+const std::string& command_line() { return g_command_line; }
+
+void print_header() {
+#if defined(__clang__)
+  const char* compiler = "clang++ " __clang_version__;
+#elif defined(__GNUC__)
+  const char* compiler = "g++ " __VERSION__;
+#else
+  const char* compiler = "unknown";
+#endif
+  std::printf("machine:  nproc %d, %s\n", cpu_count(), cpu_model().c_str());
+#if defined(__OPTIMIZE__)
+  const char* optimised = "";
+#else
+  const char* optimised = " (not optimised!)";
+#endif
+  std::printf("compiler: %s%s\n", compiler, optimised);
+  std::printf("command:  %s\n", g_command_line.c_str());
+}
+
+bool parse_count(const char* text, uint64_t min, uint64_t max, uint64_t* out) {
+  if (*text == '\0' || *text == '-' || *text == '+') return false;
+  char* end = nullptr;
+  errno = 0;
+  double value = std::strtod(text, &end);
+  if (errno != 0 || *end != '\0' || !(value >= 0) || value > 1.8e19) return false;
+  if (value != std::floor(value)) return false;
+  auto count = static_cast<uint64_t>(value);
+  if (count < min || count > max) return false;
+  *out = count;
+  return true;
+}
+
+std::string format_count(uint64_t n) {
+  if (n >= 1000) {
+    unsigned exponent = 0;
+    uint64_t mantissa = n;
+    while (mantissa % 10 == 0) {
+      mantissa /= 10;
+      ++exponent;
+    }
+    if (mantissa < 10) return std::to_string(mantissa) + "e" + std::to_string(exponent);
+  }
+  return std::to_string(n);
+}
+
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    if (i) bench::g_command_line += ' ';
+    bench::g_command_line += argv[i];
+  }
+  if (argc < 2) return bench::usage_error("no mode given (try evwheel-bench --help)");
+  for (int i = 1; i < argc; ++i) {
+    if (bench::is_help(argv[i])) {
+      bench::print_usage();
+      return 0;
+    }
+  }
+  for (const bench::Mode& mode : bench::kModes) {
+    if (std::strcmp(argv[1], mode.name) == 0) return mode.run(argc - 1, argv + 1);
+  }
+  return bench::usage_error(std::string("unknown mode '") + argv[1] +
+                            "' (try evwheel-bench --help)");
+}
