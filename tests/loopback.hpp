@@ -54,6 +54,22 @@ inline void pump_for(evwheel::Reactor& reactor, Duration span) {
   pump_until(reactor, [&] { return Clock::now() >= end; }, span + 1s);
 }
 
+// A raw listening socket on 127.0.0.1 with a kernel-chosen port (stored in *address); -1 on failure.
+inline int raw_listen(int backlog, sockaddr_in* address) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  *address = sockaddr_in{};
+  address->sin_family = AF_INET;
+  address->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof *address;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(address), sizeof *address) < 0 || ::listen(fd, backlog) < 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(address), &length) < 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // A blocking TCP socket connected to 127.0.0.1:port (from `source` if given; SO_RCVBUF set
 // before connecting when rcvbuf > 0); -1 on failure.
 inline int raw_connect(uint16_t port, int rcvbuf = 0, const char* source = nullptr) {

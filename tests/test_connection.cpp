@@ -828,15 +828,9 @@ TEST_CASE("an answering client whose server really died during a stall is closed
   {
     const Duration P = 20ms, I = 60ms;
     // The "server" is a raw listening socket: accepted, never a byte sent.
-    int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(server >= 0);
     sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t n = sizeof a;
-    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(server, 4) == 0);
-    REQUIRE(::getsockname(server, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+    int server = raw_listen(4, &a);
+    REQUIRE(server >= 0);
 
     Reactor reactor;
     Recorder client;

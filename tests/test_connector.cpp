@@ -137,15 +137,9 @@ TEST_CASE("connect_timeout: a connect to a listener whose accept queue is full f
   {
     // A listening socket with backlog 0 that is never accepted, filled by raw connects: further
     // SYNs are dropped, so a connect neither completes nor fails.
-    int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(server >= 0);
     sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t n = sizeof a;
-    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(server, 0) == 0);
-    REQUIRE(::getsockname(server, reinterpret_cast<sockaddr*>(&a), &n) == 0);
+    int server = raw_listen(0, &a);
+    REQUIRE(server >= 0);
     std::vector<int> fillers;
     bool full = false;
     for (int i = 0; i < 4 && !full; ++i) {
