@@ -17,7 +17,7 @@ namespace {
 const char kUsage[] =
     "usage: hb_client --connect HOST:PORT [--codec seed|framed] [--conns N] [--mute K]\n"
     "                 [--mode server|client|both] [--ping-interval-ms P] [--idle-timeout-ms I]\n"
-    "                 [--source IP]\n"
+    "                 [--tick-ms T] [--source IP]\n"
     "Opens N connections and answers pings (--mode client|both: pings too).  The first K\n"
     "connections are muted: they stop reading and never answer.  Prints counters to stderr\n"
     "once a second; SIGINT/SIGTERM exit 0.\n";
@@ -58,7 +58,7 @@ class Client final : public evwheel::ConnectionHandler {
 int main(int argc, char** argv) {
   examples::Flags flags("hb_client", kUsage);
   std::string connect, codec = "framed", mode = "server", source;
-  long conns = 1, mute = 0, interval = 15000, idle = 30000;
+  long conns = 1, mute = 0, interval = 15000, idle = 30000, tick = 0;
   flags.text("--connect", &connect);
   flags.choice("--codec", &codec, {"seed", "framed"});
   flags.number("--conns", &conns, 1, 10'000'000);
@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   flags.choice("--mode", &mode, {"server", "client", "both"});
   flags.number("--ping-interval-ms", &interval, 1, 86'400'000);
   flags.number("--idle-timeout-ms", &idle, 1, 86'400'000);
+  flags.number("--tick-ms", &tick, 0, 86'400'000);
   flags.text("--source", &source);
   flags.parse(argc, argv);
   if (connect.empty()) flags.fail("--connect HOST:PORT is required");
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
                                               : evwheel::PingMode::both;
   options.heartbeat.ping_interval = std::chrono::milliseconds(interval);
   options.heartbeat.idle_timeout = std::chrono::milliseconds(idle);
+  options.heartbeat.tick = std::chrono::milliseconds(tick);
   try {
     options.validate();
     evwheel::Reactor reactor;
