@@ -54,4 +54,16 @@ void Histogram::merge(const Histogram& other) noexcept {
   max_ = std::max(max_, other.max_);
 }
 
+Histogram Histogram::since(const Histogram& earlier) const noexcept {
+  Histogram delta;
+  for (unsigned b = 0; b < kBuckets; ++b) {
+    // A histogram that is not a later state of `earlier` yields no negative counts.
+    delta.buckets_[b] = buckets_[b] >= earlier.buckets_[b] ? buckets_[b] - earlier.buckets_[b] : 0;
+    delta.count_ += delta.buckets_[b];
+    if (delta.buckets_[b] != 0)
+      delta.max_ = std::min(static_cast<int64_t>(upper_bound_of(b)) * 1000 + 999, max_);
+  }
+  return delta;
+}
+
 }  // namespace evwheel

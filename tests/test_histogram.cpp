@@ -186,6 +186,31 @@ TEST_CASE("merge adds the other histogram's counts and keeps the larger max") {
   CHECK(empty.percentile(0.5) == a.percentile(0.5));
 }
 
+TEST_CASE("since() holds exactly the samples recorded after the earlier copy") {
+  Histogram h, later_only;
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 2000; ++i) h.record(Duration(static_cast<int64_t>(rng() % 9'000'000)));
+  const Histogram earlier = h;
+  for (int i = 0; i < 1000; ++i) {
+    Duration v(static_cast<int64_t>(rng() % 40'000'000));
+    h.record(v);
+    later_only.record(v);
+  }
+  Histogram delta = h.since(earlier);
+  CHECK(delta.count() == 1000);
+  for (double q : {0.0, 0.5, 0.9, 0.99}) {
+    CAPTURE(q);
+    CHECK(delta.percentile(q) == later_only.percentile(q));
+  }
+  // Its max is a bound on the later samples: never below the true one, never above h's.
+  CHECK(delta.max() >= later_only.max());
+  CHECK(delta.max() <= h.max());
+  CHECK(h.since(h).count() == 0);
+  CHECK(h.since(h).max() == Duration::zero());
+  // Not a later state: counts that would go negative are dropped, not wrapped.
+  CHECK(earlier.since(h).count() == 0);
+}
+
 TEST_CASE("zero and negative durations are recorded as 0") {
   Histogram h;
   h.record(Duration::zero());

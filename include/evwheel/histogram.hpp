@@ -22,6 +22,10 @@ class Histogram {
   Duration max() const noexcept { return Duration(max_); }
   uint64_t count() const noexcept { return count_; }
   void merge(const Histogram& other) noexcept;
+  // The samples recorded after `earlier` (a copy of this histogram taken before) — for
+  // per-interval percentiles.  Its max is the largest bucket bound among those samples,
+  // capped by this histogram's max.
+  Histogram since(const Histogram& earlier) const noexcept;
   void clear() noexcept { *this = Histogram(); }
 
  private:

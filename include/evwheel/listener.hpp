@@ -45,6 +45,9 @@ class Listener final : private IoHandler {
   Listener& operator=(const Listener&) = delete;
 
   uint16_t port() const noexcept { return port_; }
+  // The listening socket, for socket options evwheel does not wrap (e.g. a SO_REUSEPORT
+  // steering program); do not close it.
+  int fd() const noexcept { return fd_; }
   const ListenerStats& stats() const noexcept { return stats_; }
 
  private:
