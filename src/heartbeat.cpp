@@ -91,7 +91,7 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
     // give it a full round before judging.
     if (!outstanding(connection)) send_ping(connection);
   }
-  TimePoint due = connection.ping_sent_ + policy_.ping_interval;
+  TimePoint due = ping_due(connection);
   if (asks(connection) && !outstanding(connection) && now >= due) {
     // Traffic both ways makes the ping redundant: the peer's bytes prove it alive, and ours
     // keep its own idle clock running (a peer that only listens would otherwise judge us dead).
@@ -138,11 +138,19 @@ void Heartbeat::on_pong(Connection& connection, const char* payload, std::size_t
   connection.record_rtt(now - connection.ping_sent_);
 }
 
+TimePoint Heartbeat::ping_due(const Connection& connection) const noexcept {
+  // From the start of the tick the last ping went out in, not from its exact send time: pings
+  // leave a few microseconds after their tick begins, and P after that would fall just past a
+  // tick boundary and wait a whole extra tick — every ping one tick late, the interval P + tick.
+  Duration since_epoch = connection.ping_sent_.time_since_epoch();
+  return TimePoint(since_epoch - since_epoch % wheel_.tick()) + policy_.ping_interval;
+}
+
 TimePoint Heartbeat::next_check(const Connection& connection, TimePoint now) const noexcept {
   TimePoint idle_at = connection.last_receive_ + policy_.idle_timeout;
   if (!asks(connection)) return idle_at;
   TimePoint judge_at = outstanding(connection) ? std::max(idle_at, connection.ping_sent_ + grace_) : idle_at;
-  TimePoint due = connection.ping_sent_ + policy_.ping_interval;
+  TimePoint due = ping_due(connection);
   return due > now ? std::min(due, judge_at) : judge_at;
 }
 

@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
@@ -891,7 +893,8 @@ TEST_CASE("a peer whose ping falls due in the same iteration as a stall still ge
         held.erase(held.begin());
       }
     };
-    // The next ping is due at its send time (the stamp it carries) + P, i.e. in 1 ms tick B;
+    // The next ping is due P after the start of the tick it was sent in (its stamp floored to
+    // the tick), i.e. at the end of 1 ms tick B;
     // wait for a ping answered early enough that the stall timer can still be put into tick B.
     const int64_t tick = 1'000'000;
     const int64_t interval = std::chrono::duration_cast<std::chrono::nanoseconds>(P).count();
@@ -899,7 +902,7 @@ TEST_CASE("a peer whose ping falls due in the same iteration as a stall still ge
     int64_t boundary = 0, now = 0;
     for (uint64_t pongs = 3; pongs < 20; ++pongs) {
       REQUIRE(pump_until(s.reactor, [&] { answer(); return s.hb().pongs_received >= pongs && held.empty(); }));
-      boundary = (last_stamp + interval + tick - 1) / tick * tick;
+      boundary = last_stamp / tick * tick + interval;
       now = mono_ns();
       if (boundary - tick > now) break;
     }
@@ -922,6 +925,43 @@ TEST_CASE("a peer whose ping falls due in the same iteration as a stall still ge
          << "; that ping's stamp is " << (stall_end - last_stamp) / 1000000 << " ms before the stall ended");
     CHECK(s.handler.closes.empty());
     CHECK(s.hb().idle_closes == 0);
+    ::close(peer);
+  }
+  CHECK(open_fd_count() == fds);
+}
+
+// Pings keep their interval: the next one is due P after the tick the last one went out in.
+// (Due P after its exact send time, every ping would fall just past a tick boundary and wait
+// one extra tick: an interval of P + tick.)  Stamps are the server's send times.
+TEST_CASE("pings go out every P, not every P plus a tick") {
+  const std::size_t fds = open_fd_count();
+  {
+    const Duration P = 40ms, I = 400ms, kTick = 10ms;
+    auto o = options(kServer, P, I);
+    o.heartbeat.tick = kTick;
+    Server s(o);
+    int peer = s.connect();
+    std::string in;
+    std::vector<int64_t> ticks;  // each ping's send time, in ticks
+    REQUIRE(pump_until(s.reactor, [&] {
+      drain(peer, in);
+      for (auto& [type, payload] : take_frames(in)) {
+        if (type != FrameType::ping) continue;
+        int64_t stamp = 0;
+        for (char c : payload) stamp = stamp << 8 | static_cast<unsigned char>(c);
+        ticks.push_back(stamp / kTick.count());
+        REQUIRE(write_all(peer, frame(FrameType::pong, payload)));
+      }
+      return ticks.size() >= 12;
+    }, 5s));
+    std::vector<int64_t> gaps;
+    for (std::size_t i = 2; i < ticks.size(); ++i) gaps.push_back(ticks[i] - ticks[i - 1]);
+    std::sort(gaps.begin(), gaps.end());
+    std::string shown;
+    for (int64_t gap : gaps) shown += std::to_string(gap) + " ";
+    INFO("gaps in ticks, sorted: " << shown);
+    // A loaded machine may make one ping late; most go exactly P / tick ticks apart.
+    CHECK(gaps[gaps.size() / 2] == P / kTick);
     ::close(peer);
   }
   CHECK(open_fd_count() == fds);

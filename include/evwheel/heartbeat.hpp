@@ -4,7 +4,7 @@
 // Rules, for each connection (P = ping interval, I = idle timeout, G = I - P):
 //   * any received byte refreshes the idle clock (one store: the wheel entry is not moved;
 //     the entry's next firing recomputes its deadline);
-//   * the pinging side sends a ping when P has passed since its last ping (with
+//   * the pinging side sends a ping P after the tick its last ping went out in (with
 //     skip_when_active, a ping is skipped while bytes flowed both ways since the last one —
 //     the peer's prove it alive, ours keep its idle clock running);
 //     one ping is outstanding at a time — TCP does not lose it, so re-asking would only add load;
@@ -82,6 +82,7 @@ class Heartbeat {
   bool asks(const Connection& connection) const noexcept;
   // Our own loop ran this connection's check more than half a grace period late.
   bool stalled(const Connection& connection, TimePoint now) const noexcept;
+  TimePoint ping_due(const Connection& connection) const noexcept;
   TimePoint next_check(const Connection& connection, TimePoint now) const noexcept;
 
   HeartbeatPolicy policy_;
