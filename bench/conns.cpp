@@ -1,0 +1,653 @@
+// conns — the coordinator of the end-to-end heartbeat bench (see conns.hpp for the protocol
+// between processes).  It sizes the run from the descriptor limit, forks the server workers
+// (pinned to the server core) and the client processes (pinned to the client core), drives
+// the phases ramp → steady → mute → judge → teardown, reads every process's CPU time from
+// /proc, and reports.
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conns.hpp"
+#include "modes.hpp"
+#include "system.hpp"
+
+namespace bench {
+
+const char conns_usage[] =
+    "evwheel-bench conns [--conns 10000] [--ping-interval-ms 1000] [--idle-timeout-ms 3000]\n"
+    "                    [--duration 10] [--mute-fraction 0.1] [--codec framed|seed]\n"
+    "                    [--timers wheel|heap|both] [--tick-ms 0] [--server-cpu 0]\n"
+    "                    [--client-cpu 1] [--port 0] [--json FILE]\n"
+    "    N real loopback connections held by server worker processes pinned to one core\n"
+    "    (SO_REUSEPORT, as many as the descriptor limit needs), driven by client processes\n"
+    "    pinned to another (source addresses 127.0.0.2, 127.0.0.3, ...): ramp, a steady state\n"
+    "    of --duration seconds, then a fraction of the connections muted (open, not answering)\n"
+    "    until the idle timeout has passed, then teardown.  Reports false closes, detection\n"
+    "    latency, server CPU per heartbeat, ping RTT and lateness, bytes per connection.\n"
+    "    --timers heap: the same server with one binary-heap timer per connection re-armed on\n"
+    "    every read (what libuv/libevent users write); both: wheel, then heap, same load.\n";
+
+namespace conns {
+
+const char* to_string(Timers timers) { return timers == Timers::wheel ? "wheel" : "heap"; }
+
+std::string client_source(int k) {
+  uint32_t low = static_cast<uint32_t>(k) + 2;
+  return "127." + std::to_string((low >> 16) & 0xff) + "." + std::to_string((low >> 8) & 0xff) +
+         "." + std::to_string(low & 0xff);
+}
+
+void set_error(char (&field)[kErrorSize], const std::string& message) {
+  std::snprintf(field, kErrorSize, "%s", message.c_str());
+}
+
+bool attach_steering(int fd, int workers, std::string* error) {
+  // A = source address (network header offset 12); low 24 bits - 2 = client number k;
+  // return k mod workers, the index of the group member to receive the connection.
+  sock_filter code[] = {
+      {BPF_LD | BPF_W | BPF_ABS, 0, 0, static_cast<uint32_t>(SKF_NET_OFF + 12)},
+      {BPF_ALU | BPF_AND | BPF_K, 0, 0, 0x00ffffff},
+      {BPF_ALU | BPF_SUB | BPF_K, 0, 0, 2},
+      {BPF_ALU | BPF_MOD | BPF_K, 0, 0, static_cast<uint32_t>(workers)},
+      {BPF_RET | BPF_A, 0, 0, 0},
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof program) == 0) return true;
+  *error = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + std::strerror(errno);
+  return false;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// CPU time a process has run, from the scheduler (nanoseconds, exact): /proc/<pid>/schedstat.
+int64_t process_cpu_ns(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
+  int64_t ns = 0;
+  in >> ns;
+  return ns;
+}
+
+// Busy and total jiffies of one CPU from /proc/stat (busy includes irq and softirq time,
+// which the kernel may not charge to any process).
+struct CoreTimes {
+  uint64_t busy = 0, total = 0;
+};
+CoreTimes core_times(int cpu) {
+  std::ifstream in("/proc/stat");
+  std::string name = "cpu" + std::to_string(cpu), word;
+  CoreTimes times;
+  while (in >> word) {
+    if (word != name) {
+      in.ignore(1 << 12, '\n');
+      continue;
+    }
+    uint64_t field[8] = {};
+    for (uint64_t& f : field) in >> f;
+    for (uint64_t f : field) times.total += f;
+    times.busy = times.total - field[3] - field[4];  // minus idle and iowait
+    break;
+  }
+  return times;
+}
+
+double core_busy(const CoreTimes& a, const CoreTimes& b) {
+  return b.total > a.total ? static_cast<double>(b.busy - a.busy) / static_cast<double>(b.total - a.total) : 0;
+}
+
+// How the connections are spread over processes, from the limits read at run time.
+struct Plan {
+  long descriptor_limit = 0;
+  uint64_t per_process = 0;  // connections one process may hold
+  int workers = 0;
+  int clients = 0;
+};
+
+// Descriptors a process keeps for itself (epoll, timerfd, eventfd, listener, its reserve,
+// stdio, the shared mapping...), never given to connections.
+constexpr long kReservedDescriptors = 64;
+
+uint64_t ephemeral_ports() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  uint64_t low = 0, high = 0;
+  in >> low >> high;
+  return high > low ? high - low + 1 : 0;
+}
+
+struct Result {
+  Timers timers = Timers::wheel;
+  int workers = 0, clients = 0;
+  uint64_t held = 0, failed = 0, false_closes = 0, muted = 0, detected = 0;
+  uint64_t server_idle_closes = 0;
+  double ramp_s = 0, connects_per_s = 0;
+  double steady_s = 0;
+  double server_cpu = 0, client_cpu = 0, server_core_busy = 0;
+  uint64_t pongs = 0, pings = 0;
+  double heartbeats_per_s = 0, us_per_heartbeat = 0;
+  evwheel::Histogram rtt, lateness, detection;
+  double user_bytes = 0, slab_bytes = 0, tcp_buffer_bytes = 0;
+  bool slab_ok = false;
+  double extrapolated = 0;
+  bool client_saturated = false;
+  int leftover_processes = 0;
+  std::string error;
+};
+
+class Run {
+ public:
+  Run(const Options& options, const Plan& plan, Timers timers, uint16_t port, int reserve_fd)
+      : options_(options), plan_(plan), timers_(timers), port_(port), reserve_fd_(reserve_fd) {}
+
+  Result go() {
+    result_.timers = timers_;
+    result_.workers = plan_.workers;
+    result_.clients = plan_.clients;
+    void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) {
+      result_.error = std::string("mmap: ") + std::strerror(errno);
+      return result_;
+    }
+    shared_ = new (memory) Shared;
+    if (start_workers() && start_clients()) drive();
+    teardown();
+    shared_->~Shared();
+    munmap(memory, sizeof(Shared));
+    return result_;
+  }
+
+ private:
+  template <class Body>
+  pid_t spawn(int cpu, Body&& body) {
+    std::fflush(nullptr);  // the child must not flush our buffered output again
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    ::close(reserve_fd_);
+    sys::pin_to_cpu(cpu);
+    int status = 1;
+    try {
+      status = body();
+    } catch (...) {
+    }
+    std::fflush(nullptr);
+    _exit(status);
+  }
+
+  Role role(int index) const { return Role{shared_, index, plan_.workers, port_}; }
+
+  // Workers start one at a time: the order they listen in is their index in the SO_REUSEPORT
+  // group, which the steering program relies on.
+  bool start_workers() {
+    for (int w = 0; w < plan_.workers; ++w) {
+      Role r = role(w);
+      shared_->workers[w].pid = spawn(options_.server_cpu, [&] {
+        return timers_ == Timers::wheel ? run_wheel_worker(options_, r) : run_heap_worker(options_, r);
+      });
+      if (!wait_ready(shared_->workers[w].ready, shared_->workers[w].error, shared_->workers[w].pid))
+        return false;
+    }
+    return true;
+  }
+
+  bool start_clients() {
+    uint64_t share = options_.conns / static_cast<uint64_t>(plan_.clients);
+    uint64_t extra = options_.conns % static_cast<uint64_t>(plan_.clients);
+    for (int c = 0; c < plan_.clients; ++c) {
+      ClientSlot& slot = shared_->clients[c];
+      slot.target = share + (static_cast<uint64_t>(c) < extra ? 1 : 0);
+      Role r = role(c);
+      slot.pid = spawn(options_.client_cpu, [&] { return run_client(options_, r); });
+    }
+    for (int c = 0; c < plan_.clients; ++c)
+      if (!wait_ready(shared_->clients[c].ready, shared_->clients[c].error, shared_->clients[c].pid))
+        return false;
+    return true;
+  }
+
+  bool wait_ready(std::atomic<int>& ready, const char* error, pid_t pid) {
+    auto start = Clock::now();
+    while (ready.load(std::memory_order_acquire) == 0) {
+      if (exited(pid) || seconds_since(start) > 30) {
+        result_.error = "a process did not start";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (ready.load() > 0) return true;
+    result_.error = error;
+    return false;
+  }
+
+  static bool exited(pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == pid; }
+
+  bool any_child_died() {
+    for (int w = 0; w < plan_.workers; ++w)
+      if (exited(shared_->workers[w].pid)) {
+        shared_->workers[w].pid = 0;
+        result_.error = std::string("server worker ") + std::to_string(w) + " died: " + shared_->workers[w].error;
+        return true;
+      }
+    for (int c = 0; c < plan_.clients; ++c)
+      if (exited(shared_->clients[c].pid)) {
+        shared_->clients[c].pid = 0;
+        result_.error = std::string("client ") + std::to_string(c) + " died: " + shared_->clients[c].error;
+        return true;
+      }
+    return false;
+  }
+
+  // Moves every child to `phase` and waits until all have taken their sample.
+  bool advance(int phase) {
+    shared_->phase.store(phase, std::memory_order_release);
+    auto start = Clock::now();
+    for (;;) {
+      bool all = true;
+      for (int w = 0; w < plan_.workers; ++w) all &= shared_->workers[w].ack.load() >= phase;
+      for (int c = 0; c < plan_.clients; ++c) all &= shared_->clients[c].ack.load() >= phase;
+      if (all) return true;
+      if (phase != kTeardown && any_child_died()) return false;
+      if (seconds_since(start) > 30) {
+        result_.error = "processes did not follow phase " + std::to_string(phase);
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+
+  template <class Field>
+  uint64_t sum_clients(Field field) const {
+    uint64_t total = 0;
+    for (int c = 0; c < plan_.clients; ++c) total += (shared_->clients[c].*field).load(std::memory_order_relaxed);
+    return total;
+  }
+
+  uint64_t server_open() const {
+    uint64_t total = 0;
+    for (int w = 0; w < plan_.workers; ++w) total += shared_->workers[w].open.load(std::memory_order_relaxed);
+    return total;
+  }
+
+  int64_t cpu_ns(bool servers) const {
+    int64_t total = 0;
+    int n = servers ? plan_.workers : plan_.clients;
+    for (int i = 0; i < n; ++i)
+      total += process_cpu_ns(servers ? shared_->workers[i].pid : shared_->clients[i].pid);
+    return total;
+  }
+
+  bool ramp() {
+    auto start = Clock::now();
+    double limit = 60 + static_cast<double>(options_.conns) / 2000;
+    bool tty = isatty(STDERR_FILENO);
+    double next_print = 0;
+    uint64_t last_done = 0;
+    double last_t = 0;
+    for (;;) {
+      uint64_t established = sum_clients(&ClientSlot::established);
+      uint64_t failed = sum_clients(&ClientSlot::failed);
+      double t = seconds_since(start);
+      if (t >= next_print || established + failed >= options_.conns) {
+        double rate = t > last_t ? static_cast<double>(established + failed - last_done) / (t - last_t) : 0;
+        std::fprintf(stderr, "%sramp [%s]: %" PRIu64 "/%" PRIu64 " established, %.0f connects/s, %" PRIu64 " failed%s",
+                     tty ? "\r" : "", to_string(timers_), established, options_.conns, rate, failed,
+                     tty ? "   " : "\n");
+        last_done = established + failed;
+        last_t = t;
+        next_print = t + (tty ? 0.25 : 2);
+      }
+      if (established + failed >= options_.conns) break;
+      if (any_child_died()) return false;
+      if (t > limit) {
+        result_.error = "ramp did not finish in " + std::to_string(static_cast<int>(limit)) + " s";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (tty) std::fprintf(stderr, "\n");
+    result_.ramp_s = seconds_since(start);
+    result_.failed = sum_clients(&ClientSlot::failed);
+    result_.connects_per_s = static_cast<double>(options_.conns) / result_.ramp_s;
+    // The server may still be accepting the last ones.
+    uint64_t established = sum_clients(&ClientSlot::established);
+    while (server_open() < established && seconds_since(start) < limit)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return true;
+  }
+
+  void drive() {
+    sys::KernelMemory before = sys::read_kernel_memory();
+    if (!advance(kRamp) || !ramp()) return;
+    // Let the last accepted connections' samples settle before measuring memory.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    sys::KernelMemory after = sys::read_kernel_memory();
+    if (!advance(kSteady)) return;
+    int64_t server0 = cpu_ns(true), client0 = cpu_ns(false);
+    CoreTimes core0 = core_times(options_.server_cpu);
+    auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(options_.duration_s));
+    if (any_child_died()) return;
+    int64_t server1 = cpu_ns(true), client1 = cpu_ns(false);
+    CoreTimes core1 = core_times(options_.server_cpu);
+    result_.steady_s = seconds_since(t0);
+    if (!advance(kMute)) return;
+    await_detection();
+    if (!advance(kJudge)) return;
+
+    result_.server_cpu = static_cast<double>(server1 - server0) / 1e9 / result_.steady_s;
+    result_.client_cpu = static_cast<double>(client1 - client0) / 1e9 / result_.steady_s;
+    result_.server_core_busy = core_busy(core0, core1);
+    gather(before, after);
+  }
+
+  // Waits until every muted connection is closed, or the idle timeout plus two ticks and a
+  // second of slack have passed since the mute.
+  void await_detection() {
+    auto start = Clock::now();
+    double tick_s = static_cast<double>(tick_ms()) / 1000;
+    double limit = static_cast<double>(options_.idle_ms) / 1000 + 2 * tick_s + 2;
+    uint64_t muted = sum_clients(&ClientSlot::muted);
+    while (seconds_since(start) < limit) {
+      if (sum_clients(&ClientSlot::muted_closed) >= muted) {
+        // Give late false closes a chance to show: one more ping round.
+        std::this_thread::sleep_for(std::chrono::milliseconds(options_.ping_ms));
+        return;
+      }
+      if (any_child_died()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  int64_t tick_ms() const {
+    if (options_.tick_ms > 0) return options_.tick_ms;
+    return std::clamp<int64_t>(options_.ping_ms / 16, 1, 1000);
+  }
+
+  void gather(const sys::KernelMemory& before, const sys::KernelMemory& after) {
+    Result& r = result_;
+    long rss_growth_kib = 0;
+    for (int w = 0; w < plan_.workers; ++w) {
+      const WorkerSlot& slot = shared_->workers[w];
+      const Sample& setup = slot.at[kSetup];
+      const Sample& steady = slot.at[kSteady];
+      const Sample& mute = slot.at[kMute];
+      const Sample& judge = slot.at[kJudge];
+      r.held += steady.open;
+      rss_growth_kib += steady.rss_kib - setup.rss_kib;
+      r.pongs += mute.pongs_received - steady.pongs_received;
+      r.pings += mute.pings_sent - steady.pings_sent;
+      r.rtt.merge(mute.rtt.since(steady.rtt));
+      r.lateness.merge(mute.lateness.since(steady.lateness));
+      r.detection.merge(judge.detection.since(mute.detection));
+      r.server_idle_closes += judge.idle_closes;
+    }
+    r.false_closes = sum_clients(&ClientSlot::false_closes);
+    r.muted = sum_clients(&ClientSlot::muted);
+    r.detected = sum_clients(&ClientSlot::muted_closed);
+    r.heartbeats_per_s = static_cast<double>(r.pongs) / r.steady_s;
+    r.us_per_heartbeat = r.pongs ? r.server_cpu * r.steady_s * 1e6 / static_cast<double>(r.pongs) : 0;
+    double held = static_cast<double>(std::max<uint64_t>(r.held, 1));
+    r.user_bytes = static_cast<double>(rss_growth_kib) * 1024 / held;
+    r.slab_ok = before.slab_ok && after.slab_ok;
+    r.slab_bytes = (r.slab_ok ? after.slab_total - before.slab_total
+                              : static_cast<double>(after.meminfo_slab_kib - before.meminfo_slab_kib) * 1024) / held;
+    r.tcp_buffer_bytes = static_cast<double>(after.tcp_mem_pages - before.tcp_mem_pages) * 4096 / held;
+    if (r.server_cpu > 0)
+      r.extrapolated = held * (15000.0 / static_cast<double>(options_.ping_ms)) / r.server_cpu;
+    r.client_saturated = r.client_cpu > 0.9;
+  }
+
+  void teardown() {
+    shared_->phase.store(kTeardown, std::memory_order_release);
+    std::vector<pid_t> pids;
+    for (int w = 0; w < plan_.workers; ++w) pids.push_back(shared_->workers[w].pid);
+    for (int c = 0; c < plan_.clients; ++c) pids.push_back(shared_->clients[c].pid);
+    auto start = Clock::now();
+    for (pid_t pid : pids) {
+      if (pid <= 0) continue;
+      while (!exited(pid)) {
+        if (seconds_since(start) > 20) {
+          kill(pid, SIGKILL);
+          waitpid(pid, nullptr, 0);
+          ++result_.leftover_processes;
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+  }
+
+  const Options& options_;
+  const Plan& plan_;
+  Timers timers_;
+  uint16_t port_;
+  int reserve_fd_;
+  Shared* shared_ = nullptr;
+  Result result_;
+};
+
+
+// --- command line -------------------------------------------------------------------------
+
+struct Choice {
+  bool wheel = true, heap = false;
+};
+
+bool parse_int(const char* text, int64_t min, int64_t max, int64_t* out) {
+  long value = 0;
+  if (!sys::parse_integer(text, &value) || value < min || value > max) return false;
+  *out = value;
+  return true;
+}
+
+// Parses and checks everything; returns 0, or kUsageError after printing one line.
+int parse(int argc, char** argv, Options* o, Choice* choice) {
+  for (int i = 1; i < argc; ++i) {
+    bool missing = false;
+    const char* v = nullptr;
+    int64_t n = 0;
+    auto bad = [&](const char* name, const char* want) {
+      return usage_error(std::string("conns: ") + name + " must be " + want + ", got '" + (v ? v : "") + "'");
+    };
+    if ((v = sys::option("--conns", argc, argv, &i, &missing))) {
+      if (!parse_count(v, 1, 100'000'000, &o->conns)) return bad("--conns", "a count in 1 ..= 1e8");
+    } else if ((v = sys::option("--ping-interval-ms", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 1, 86'400'000, &o->ping_ms)) return bad("--ping-interval-ms", "a whole number of ms > 0");
+    } else if ((v = sys::option("--idle-timeout-ms", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 1, 86'400'000, &o->idle_ms)) return bad("--idle-timeout-ms", "a whole number of ms > 0");
+    } else if ((v = sys::option("--tick-ms", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 0, 86'400'000, &o->tick_ms)) return bad("--tick-ms", "a whole number of ms >= 0");
+    } else if ((v = sys::option("--duration", argc, argv, &i, &missing))) {
+      if (!sys::parse_real(v, &o->duration_s) || o->duration_s <= 0 || o->duration_s > 86400)
+        return bad("--duration", "seconds > 0");
+    } else if ((v = sys::option("--mute-fraction", argc, argv, &i, &missing))) {
+      if (!sys::parse_real(v, &o->mute_fraction) || o->mute_fraction < 0 || o->mute_fraction > 1)
+        return bad("--mute-fraction", "a number in 0 ..= 1");
+    } else if ((v = sys::option("--codec", argc, argv, &i, &missing))) {
+      if (std::strcmp(v, "seed") != 0 && std::strcmp(v, "framed") != 0) return bad("--codec", "framed or seed");
+      o->seed = std::strcmp(v, "seed") == 0;
+    } else if ((v = sys::option("--timers", argc, argv, &i, &missing))) {
+      std::string t = v;
+      if (t != "wheel" && t != "heap" && t != "both") return bad("--timers", "wheel, heap or both");
+      choice->wheel = t != "heap";
+      choice->heap = t != "wheel";
+    } else if ((v = sys::option("--server-cpu", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 0, CPU_SETSIZE - 1, &n) || !sys::cpu_allowed(static_cast<long>(n)))
+        return bad("--server-cpu", ("one of the CPUs " + sys::allowed_cpu_list()).c_str());
+      o->server_cpu = static_cast<int>(n);
+    } else if ((v = sys::option("--client-cpu", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 0, CPU_SETSIZE - 1, &n) || !sys::cpu_allowed(static_cast<long>(n)))
+        return bad("--client-cpu", ("one of the CPUs " + sys::allowed_cpu_list()).c_str());
+      o->client_cpu = static_cast<int>(n);
+    } else if ((v = sys::option("--port", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 0, 65535, &n)) return bad("--port", "a port number (0: a free one)");
+      o->port = static_cast<uint16_t>(n);
+    } else if ((v = sys::option("--json", argc, argv, &i, &missing))) {
+      o->json = v;
+    } else if (missing) {
+      return usage_error(std::string("conns: ") + argv[i] + " needs a value");
+    } else {
+      return usage_error(std::string("conns: unknown option '") + argv[i] + "' (try evwheel-bench --help)");
+    }
+  }
+  if (o->idle_ms <= o->ping_ms)
+    return usage_error("conns: --idle-timeout-ms (" + std::to_string(o->idle_ms) +
+                       ") must be longer than --ping-interval-ms (" + std::to_string(o->ping_ms) + ")");
+  if (o->tick_ms > o->ping_ms) return usage_error("conns: --tick-ms must not exceed --ping-interval-ms");
+  return 0;
+}
+
+// Connections one process may hold: its descriptor limit (raised to the hard limit) minus
+// what it keeps for itself; a client also needs a local port per connection from its one
+// source address.
+int make_plan(const Options& o, Plan* plan) {
+  long limit = sys::raise_nofile();
+  if (limit <= kReservedDescriptors * 2)
+    return usage_error("conns: the descriptor limit (" + std::to_string(limit) + ") is too low");
+  plan->descriptor_limit = limit;
+  plan->per_process = static_cast<uint64_t>(limit - kReservedDescriptors);
+  uint64_t ports = ephemeral_ports();
+  if (ports > 1000) plan->per_process = std::min<uint64_t>(plan->per_process, ports - 1000);
+  uint64_t processes = (o.conns + plan->per_process - 1) / plan->per_process;
+  if (processes > static_cast<uint64_t>(kMaxProcesses))
+    return usage_error("conns: " + std::to_string(o.conns) + " connections need " + std::to_string(processes) +
+                       " processes per side, more than " + std::to_string(kMaxProcesses));
+  plan->workers = plan->clients = static_cast<int>(processes);
+  return 0;
+}
+
+// Holds the port for the whole run: a bound (not listening) SO_REUSEPORT socket, so nobody
+// else can take it between runs and the workers can join it.  A port someone else uses is a
+// usage error.
+int reserve_port(uint16_t wanted, int* fd, uint16_t* port) {
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(wanted);
+  if (wanted != 0) {
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = bind(probe, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    int error = errno;
+    ::close(probe);
+    if (rc != 0) return usage_error("conns: port " + std::to_string(wanted) + " is busy (" + std::strerror(error) + ")");
+  }
+  *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(*fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  socklen_t length = sizeof address;
+  if (bind(*fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(*fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    return usage_error(std::string("conns: cannot bind 127.0.0.1: ") + std::strerror(errno));
+  *port = ntohs(address.sin_port);
+  return 0;
+}
+
+// --- report -------------------------------------------------------------------------------
+
+double ms(evwheel::Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+struct Row {
+  std::string label;
+  std::string (*value)(const Result&, const Options&);
+};
+
+std::string format(const char* spec, double a) {
+  char text[64];
+  std::snprintf(text, sizeof text, spec, a);
+  return text;
+}
+std::string format3(const char* spec, double a, double b, double c) {
+  char text[96];
+  std::snprintf(text, sizeof text, spec, a, b, c);
+  return text;
+}
+std::string count(uint64_t n) { return std::to_string(n); }
+
+const Row kRows[] = {
+    {"server / client processes", [](const Result& r, const Options&) { return std::to_string(r.workers) + " / " + std::to_string(r.clients); }},
+    {"connections held", [](const Result& r, const Options& o) { return count(r.held) + " of " + count(o.conns); }},
+    {"connect failures", [](const Result& r, const Options&) { return count(r.failed); }},
+    {"ramp (s, connects/s)", [](const Result& r, const Options&) { return format("%.1f", r.ramp_s) + ", " + format("%.0f", r.connects_per_s); }},
+    {"FALSE CLOSES", [](const Result& r, const Options&) { return count(r.false_closes); }},
+    {"muted / detected", [](const Result& r, const Options&) { return count(r.muted) + " / " + count(r.detected); }},
+    {"detection ms p50/p99/max", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.detection.percentile(0.5)), ms(r.detection.percentile(0.99)), ms(r.detection.max())); }},
+    {"server CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.server_cpu) + format(" (core busy %.1f)", 100 * r.server_core_busy); }},
+    {"client CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.client_cpu) + (r.client_saturated ? " SATURATED" : ""); }},
+    {"heartbeats/s", [](const Result& r, const Options&) { return format("%.0f", r.heartbeats_per_s); }},
+    {"server us per heartbeat", [](const Result& r, const Options&) { return format("%.2f", r.us_per_heartbeat); }},
+    {"ping RTT us p50/p99/p999", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.rtt.percentile(0.5)) * 1000, ms(r.rtt.percentile(0.99)) * 1000, ms(r.rtt.percentile(0.999)) * 1000); }},
+    {"ping lateness ms p50/p99/max", [](const Result& r, const Options&) { return format3("%.1f / %.1f / %.1f", ms(r.lateness.percentile(0.5)), ms(r.lateness.percentile(0.99)), ms(r.lateness.max())); }},
+    {"user bytes/conn (RSS/N)", [](const Result& r, const Options&) { return format("%.0f", r.user_bytes); }},
+    {"kernel bytes/conn (slab)", [](const Result& r, const Options&) { return format("%.0f", r.slab_bytes) + (r.slab_ok ? "" : " (meminfo)"); }},
+    {"conns/core @15 s (extrap.)", [](const Result& r, const Options&) { return format("%.3g", r.extrapolated); }},
+};
+
+void print_table(const std::vector<Result>& results, const Options& o) {
+  std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%" PRId64 " ms, %.0f s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d\n",
+              o.conns, o.ping_ms, o.idle_ms, o.tick_ms ? o.tick_ms : std::clamp<int64_t>(o.ping_ms / 16, 1, 1000),
+              o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed", o.server_cpu, o.client_cpu);
+  std::printf("%-30s", "timers");
+  for (const Result& r : results) std::printf(" %28s", to_string(r.timers));
+  std::printf("\n");
+  for (const Row& row : kRows) {
+    std::printf("%-30s", row.label.c_str());
+    for (const Result& r : results) std::printf(" %28s", r.error.empty() ? row.value(r, o).c_str() : "-");
+    std::printf("\n");
+  }
+  for (const Result& r : results) {
+    if (!r.error.empty()) std::printf("%s: FAILED: %s\n", to_string(r.timers), r.error.c_str());
+    if (r.client_saturated)
+      std::printf("%s: the load generator was saturated (client core %.0f%% busy): its own delay is in the RTTs\n",
+                  to_string(r.timers), 100 * r.client_cpu);
+    if (r.leftover_processes) std::printf("%s: %d processes had to be killed at teardown\n", to_string(r.timers), r.leftover_processes);
+  }
+  std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
+}
+
+}  // namespace
+}  // namespace conns
+
+int run_conns(int argc, char** argv) {
+  conns::Options options;
+  conns::Choice choice;
+  if (int rc = conns::parse(argc, argv, &options, &choice)) return rc;
+  conns::Plan plan;
+  if (int rc = conns::make_plan(options, &plan)) return rc;
+  int reserve = -1;
+  uint16_t port = 0;
+  if (int rc = conns::reserve_port(options.port, &reserve, &port)) return rc;
+
+  print_header();
+  std::printf("plan: descriptor limit %ld, up to %" PRIu64 " connections per process: %d server worker(s) on cpu %d, %d client process(es) on cpu %d, port %u\n",
+              plan.descriptor_limit, plan.per_process, plan.workers, options.server_cpu, plan.clients,
+              options.client_cpu, port);
+  std::vector<conns::Result> results;
+  if (choice.wheel) results.push_back(conns::Run(options, plan, conns::Timers::wheel, port, reserve).go());
+  if (choice.heap) results.push_back(conns::Run(options, plan, conns::Timers::heap, port, reserve).go());
+  close(reserve);
+  conns::print_table(results, options);
+  bool ok = true;
+  for (const conns::Result& r : results) ok &= r.error.empty() && r.leftover_processes == 0;
+  return ok ? 0 : 1;
+}
+
+}  // namespace bench
