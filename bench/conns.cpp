@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "conns.hpp"
+#include "evwheel/connection.hpp"
 #include "modes.hpp"
 #include "system.hpp"
 
@@ -47,8 +48,8 @@ namespace conns {
 
 const char* to_string(Timers timers) { return timers == Timers::wheel ? "wheel" : "heap"; }
 
-std::string client_source(int k) {
-  uint32_t low = static_cast<uint32_t>(k) + 2;
+std::string client_source(int a) {
+  uint32_t low = static_cast<uint32_t>(a) + 2;
   return "127." + std::to_string((low >> 16) & 0xff) + "." + std::to_string((low >> 8) & 0xff) +
          "." + std::to_string(low & 0xff);
 }
@@ -120,6 +121,7 @@ double core_busy(const CoreTimes& a, const CoreTimes& b) {
 struct Plan {
   long descriptor_limit = 0;
   uint64_t per_process = 0;  // connections one process may hold
+  uint64_t ports_per_source = 0;  // connections per client source address
   int workers = 0;
   int clients = 0;
 };
@@ -149,8 +151,10 @@ struct Result {
   double user_bytes = 0, slab_bytes = 0, tcp_buffer_bytes = 0;
   bool slab_ok = false;
   double extrapolated = 0;
+  double client_lag_ms = 0;      // the worst lateness of any client's own loop
   bool client_saturated = false;
   int leftover_processes = 0;
+  std::string close_reasons;  // when anything but mutes closed: who closed what, and why
   std::string error;
 };
 
@@ -215,6 +219,7 @@ class Run {
     for (int c = 0; c < plan_.clients; ++c) {
       ClientSlot& slot = shared_->clients[c];
       slot.target = share + (static_cast<uint64_t>(c) < extra ? 1 : 0);
+      slot.sources = static_cast<int>((slot.target + plan_.ports_per_source - 1) / plan_.ports_per_source);
       Role r = role(c);
       slot.pid = spawn(options_.client_cpu, [&] { return run_client(options_, r); });
     }
@@ -401,6 +406,7 @@ class Run {
       r.server_idle_closes += judge.idle_closes;
     }
     r.false_closes = sum_clients(&ClientSlot::false_closes);
+    describe_closes();
     r.muted = sum_clients(&ClientSlot::muted);
     r.detected = sum_clients(&ClientSlot::muted_closed);
     r.heartbeats_per_s = static_cast<double>(r.pongs) / r.steady_s;
@@ -413,7 +419,23 @@ class Run {
     r.tcp_buffer_bytes = static_cast<double>(after.tcp_mem_pages - before.tcp_mem_pages) * 4096 / held;
     if (r.server_cpu > 0)
       r.extrapolated = held * (15000.0 / static_cast<double>(options_.ping_ms)) / r.server_cpu;
-    r.client_saturated = r.client_cpu > 0.9;
+    for (int c = 0; c < plan_.clients; ++c)
+      r.client_lag_ms = std::max(r.client_lag_ms, static_cast<double>(shared_->clients[c].max_lag_ns.load()) / 1e6);
+    // Behind: busy, or its loop so late that its answers could have missed the server's grace.
+    r.client_saturated = r.client_cpu > 0.9 || r.client_lag_ms > static_cast<double>(options_.idle_ms - options_.ping_ms) / 2;
+  }
+
+  void describe_closes() {
+    std::string text;
+    for (int reason = 0; reason < 8; ++reason) {
+      uint64_t client = 0, server = 0;
+      for (int c = 0; c < plan_.clients; ++c) client += shared_->clients[c].false_by_reason[reason].load();
+      for (int w = 0; w < plan_.workers; ++w) server += shared_->workers[w].at[kJudge].closes_by_reason[reason];
+      if (client == 0 && server == 0) continue;
+      text += std::string(text.empty() ? "" : ", ") + evwheel::to_string(static_cast<evwheel::CloseReason>(reason)) +
+              " " + std::to_string(server) + " (server) " + std::to_string(client) + " (client)";
+    }
+    if (result_.false_closes != 0) result_.close_reasons = text;
   }
 
   void teardown() {
@@ -525,8 +547,10 @@ int make_plan(const Options& o, Plan* plan) {
     return usage_error("conns: the descriptor limit (" + std::to_string(limit) + ") is too low");
   plan->descriptor_limit = limit;
   plan->per_process = static_cast<uint64_t>(limit - kReservedDescriptors);
-  uint64_t ports = ephemeral_ports();
-  if (ports > 1000) plan->per_process = std::min<uint64_t>(plan->per_process, ports - 1000);
+  // The kernel finds a free local port by probing the range: past about a third used, each
+  // connect() probes long (and ports of earlier runs may sit in TIME_WAIT), so a client uses
+  // another source address for every third of the range.
+  plan->ports_per_source = std::max<uint64_t>(ephemeral_ports() / 3, 1000);
   uint64_t processes = (o.conns + plan->per_process - 1) / plan->per_process;
   if (processes > static_cast<uint64_t>(kMaxProcesses))
     return usage_error("conns: " + std::to_string(o.conns) + " connections need " + std::to_string(processes) +
@@ -592,6 +616,7 @@ const Row kRows[] = {
     {"detection ms p50/p99/max", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.detection.percentile(0.5)), ms(r.detection.percentile(0.99)), ms(r.detection.max())); }},
     {"server CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.server_cpu) + format(" (core busy %.1f)", 100 * r.server_core_busy); }},
     {"client CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.client_cpu) + (r.client_saturated ? " SATURATED" : ""); }},
+    {"client loop lag max ms", [](const Result& r, const Options&) { return format("%.0f", r.client_lag_ms); }},
     {"heartbeats/s", [](const Result& r, const Options&) { return format("%.0f", r.heartbeats_per_s); }},
     {"server us per heartbeat", [](const Result& r, const Options&) { return format("%.2f", r.us_per_heartbeat); }},
     {"ping RTT us p50/p99/p999", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.rtt.percentile(0.5)) * 1000, ms(r.rtt.percentile(0.99)) * 1000, ms(r.rtt.percentile(0.999)) * 1000); }},
@@ -614,13 +639,62 @@ void print_table(const std::vector<Result>& results, const Options& o) {
     std::printf("\n");
   }
   for (const Result& r : results) {
+    if (!r.close_reasons.empty()) std::printf("%s: closes by reason: %s\n", to_string(r.timers), r.close_reasons.c_str());
     if (!r.error.empty()) std::printf("%s: FAILED: %s\n", to_string(r.timers), r.error.c_str());
     if (r.client_saturated)
-      std::printf("%s: the load generator was saturated (client core %.0f%% busy): its own delay is in the RTTs\n",
-                  to_string(r.timers), 100 * r.client_cpu);
+      std::printf("%s: the load generator fell behind (client CPU %.0f%% of its core, its loop up to %.0f ms late):"
+                  " its own delay is in the RTTs, and closes it caused are not the server's\n",
+                  to_string(r.timers), 100 * r.client_cpu, r.client_lag_ms);
     if (r.leftover_processes) std::printf("%s: %d processes had to be killed at teardown\n", to_string(r.timers), r.leftover_processes);
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
+}
+
+// The same figures as the table, as one JSON object ({"options", "plan", "runs": [...]}).
+std::string json_histogram(const evwheel::Histogram& h) {
+  char text[200];
+  std::snprintf(text, sizeof text, "{\"count\": %" PRIu64 ", \"p50_us\": %.0f, \"p99_us\": %.0f, \"p999_us\": %.0f, \"max_us\": %.0f}",
+                h.count(), ms(h.percentile(0.5)) * 1000, ms(h.percentile(0.99)) * 1000,
+                ms(h.percentile(0.999)) * 1000, ms(h.max()) * 1000);
+  return text;
+}
+
+std::string json_string(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+bool write_json(const std::string& path, const std::vector<Result>& results, const Options& o, const Plan& plan) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) return false;
+  std::fprintf(f, "{\n  \"command\": %s,\n", json_string(command_line()).c_str());
+  std::fprintf(f, "  \"options\": {\"conns\": %" PRIu64 ", \"ping_interval_ms\": %" PRId64 ", \"idle_timeout_ms\": %" PRId64
+               ", \"tick_ms\": %" PRId64 ", \"duration_s\": %g, \"mute_fraction\": %g, \"codec\": \"%s\", \"server_cpu\": %d, \"client_cpu\": %d},\n",
+               o.conns, o.ping_ms, o.idle_ms, o.tick_ms, o.duration_s, o.mute_fraction, o.seed ? "seed" : "framed",
+               o.server_cpu, o.client_cpu);
+  std::fprintf(f, "  \"plan\": {\"descriptor_limit\": %ld, \"per_process\": %" PRIu64 ", \"server_processes\": %d, \"client_processes\": %d},\n",
+               plan.descriptor_limit, plan.per_process, plan.workers, plan.clients);
+  std::fprintf(f, "  \"runs\": [\n");
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const Result& r = results[i];
+    std::fprintf(f, "    {\"timers\": \"%s\", \"error\": %s, \"held\": %" PRIu64 ", \"connect_failures\": %" PRIu64
+                 ", \"false_closes\": %" PRIu64 ", \"muted\": %" PRIu64 ", \"detected\": %" PRIu64 ",\n",
+                 to_string(r.timers), json_string(r.error).c_str(), r.held, r.failed, r.false_closes, r.muted, r.detected);
+    std::fprintf(f, "     \"ramp_s\": %.3f, \"steady_s\": %.3f, \"server_cpu\": %.4f, \"server_core_busy\": %.4f, \"client_cpu\": %.4f, \"client_saturated\": %s,\n",
+                 r.ramp_s, r.steady_s, r.server_cpu, r.server_core_busy, r.client_cpu, r.client_saturated ? "true" : "false");
+    std::fprintf(f, "     \"heartbeats_per_s\": %.1f, \"us_per_heartbeat\": %.3f, \"user_bytes_per_conn\": %.1f, \"kernel_slab_bytes_per_conn\": %.1f, \"extrapolated_conns_per_core_15s\": %.0f,\n",
+                 r.heartbeats_per_s, r.us_per_heartbeat, r.user_bytes, r.slab_bytes, r.extrapolated);
+    std::fprintf(f, "     \"rtt\": %s,\n     \"lateness\": %s,\n     \"detection\": %s, \"leftover_processes\": %d}%s\n",
+                 json_histogram(r.rtt).c_str(), json_histogram(r.lateness).c_str(), json_histogram(r.detection).c_str(),
+                 r.leftover_processes, i + 1 < results.size() ? "," : "");
+  }
+  std::fprintf(f, "  ]\n}\n");
+  return std::fclose(f) == 0;
 }
 
 }  // namespace
@@ -645,6 +719,10 @@ int run_conns(int argc, char** argv) {
   if (choice.heap) results.push_back(conns::Run(options, plan, conns::Timers::heap, port, reserve).go());
   close(reserve);
   conns::print_table(results, options);
+  if (!options.json.empty() && !conns::write_json(options.json, results, options, plan)) {
+    std::fprintf(stderr, "evwheel-bench: conns: cannot write %s: %s\n", options.json.c_str(), std::strerror(errno));
+    return 1;
+  }
   bool ok = true;
   for (const conns::Result& r : results) ok &= r.error.empty() && r.leftover_processes == 0;
   return ok ? 0 : 1;

@@ -50,6 +50,7 @@ struct Sample {
   uint64_t pongs_received = 0;
   uint64_t idle_closes = 0;
   uint64_t other_closes = 0;     // every close that is not an idle timeout
+  uint64_t closes_by_reason[8] = {};  // by evwheel::CloseReason
   long rss_kib = 0;
   evwheel::Histogram rtt;
   evwheel::Histogram lateness;   // ping sent - ping due
@@ -72,9 +73,12 @@ struct alignas(64) ClientSlot {
   std::atomic<int> ready{0};
   std::atomic<int> ack{-1};
   uint64_t target = 0;           // connections this process opens
+  int sources = 1;               // source addresses it spreads them over
+  std::atomic<int64_t> max_lag_ns{0};    // the worst delay of its own 20 ms poll: a stalled client
   std::atomic<uint64_t> established{0};
   std::atomic<uint64_t> failed{0};       // connect attempts that failed
   std::atomic<uint64_t> false_closes{0}; // answering connections closed before teardown
+  std::atomic<uint64_t> false_by_reason[8] = {};  // by evwheel::CloseReason, as the client saw it
   std::atomic<uint64_t> muted{0};
   std::atomic<uint64_t> muted_closed{0};
   char error[kErrorSize] = {};
@@ -119,9 +123,10 @@ struct PhaseFollower {
 // How often children look at the phase.
 constexpr evwheel::Duration kPollInterval = std::chrono::milliseconds(20);
 
-// "127.0.0.(2+k)" counted through the whole 127/8 network: the source address of client k.
-// Its low 24 bits minus 2 are k, which is what the server-side steering program reads.
-std::string client_source(int k);
+// "127.0.0.(2+a)" counted through the whole 127/8 network: source address number a.  Client k
+// of W uses addresses k, k + W, k + 2W, ...: their low 24 bits minus 2, mod W, are k, which is
+// what the server-side steering program reads.
+std::string client_source(int a);
 
 // Makes the SO_REUSEPORT group of listening socket `fd` hand client k's connections to the
 // group's (k mod workers)-th member (members count in the order they started listening), so a

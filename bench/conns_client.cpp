@@ -27,11 +27,13 @@ class ClientHandler final : public evwheel::ConnectionHandler {
     connection.set_context(nullptr);
     slot_.established.fetch_add(1, std::memory_order_relaxed);
   }
-  void on_close(evwheel::Connection& connection, evwheel::CloseReason, int) override {
-    if (connection.context() == &muted_marker)
+  void on_close(evwheel::Connection& connection, evwheel::CloseReason reason, int) override {
+    if (connection.context() == &muted_marker) {
       slot_.muted_closed.fetch_add(1, std::memory_order_relaxed);
-    else if (!tearing_down)
+    } else if (!tearing_down) {
       slot_.false_closes.fetch_add(1, std::memory_order_relaxed);
+      slot_.false_by_reason[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+    }
   }
   void on_connect_error(evwheel::Connector&, int) override {
     slot_.failed.fetch_add(1, std::memory_order_relaxed);
@@ -67,17 +69,19 @@ class Client {
         endpoint_(reactor_, handler_, endpoint_options(options)) {
     evwheel::ConnectorOptions connect;
     connect.address = "127.0.0.1:" + std::to_string(role.port);
-    connect.source = client_source(role.index);
     connect.connect_timeout = std::chrono::seconds(10);
     connectors_.reserve(slot_.target);
-    for (uint64_t i = 0; i < slot_.target; ++i)
+    for (uint64_t i = 0; i < slot_.target; ++i) {
+      connect.source = client_source(role.index + role.workers * static_cast<int>(i % static_cast<uint64_t>(slot_.sources)));
       connectors_.push_back(std::make_unique<evwheel::Connector>(endpoint_, connect));
+    }
     mute_count_ = static_cast<uint64_t>(options.mute_fraction * static_cast<double>(slot_.target));
   }
 
   void run() {
     slot_.ready.store(1, std::memory_order_release);
     reactor_.run_every(kPollInterval, [this] {
+      record_lag();
       follower_.poll(*role_.shared, slot_.ack, [this](int phase) { enter(phase); });
       if (follower_.seen >= kRamp) top_up();
     });
@@ -92,6 +96,17 @@ class Client {
       endpoint_.close_all();
       reactor_.stop();
     }
+  }
+
+  // A client that cannot answer in time makes the server close live connections: the report
+  // must be able to blame the client then, so it records how late its own loop ran.
+  void record_lag() {
+    evwheel::TimePoint now = reactor_.now();
+    if (last_poll_ != evwheel::TimePoint{}) {
+      int64_t lag = (now - last_poll_ - kPollInterval).count();
+      if (lag > slot_.max_lag_ns.load(std::memory_order_relaxed)) slot_.max_lag_ns.store(lag, std::memory_order_relaxed);
+    }
+    last_poll_ = now;
   }
 
   void top_up() {
@@ -122,6 +137,7 @@ class Client {
   PhaseFollower follower_;
   uint64_t started_ = 0;
   uint64_t mute_count_ = 0;
+  evwheel::TimePoint last_poll_{};
 };
 
 }  // namespace

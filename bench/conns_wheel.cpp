@@ -1,5 +1,7 @@
 // conns — the evwheel server worker: one Reactor, one Endpoint, one SO_REUSEPORT Listener,
 // exactly as a service would embed them.  The bench only adds a 20 ms poll of the phase.
+#include <algorithm>
+#include <iterator>
 #include <memory>
 
 #include "conns.hpp"
@@ -54,6 +56,7 @@ void publish(Sample& sample, const evwheel::Endpoint& endpoint, const evwheel::L
   sample.pongs_received = heartbeat.pongs_received;
   sample.idle_closes = handler.idle_closes;
   sample.other_closes = handler.other_closes;
+  std::copy(std::begin(endpoint.stats().closes), std::end(endpoint.stats().closes), sample.closes_by_reason);
   sample.rss_kib = sys::status_kib("VmRSS");
   sample.rtt = heartbeat.rtt;
   sample.lateness = heartbeat.ping_lateness;

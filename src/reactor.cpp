@@ -95,13 +95,28 @@ void Reactor::add(int fd, uint32_t events, IoHandler& handler) {
     errno = EBADF;
     throw_errno("evwheel: Reactor::add");
   }
-  auto index = static_cast<std::size_t>(fd);
-  if (index >= fds_.size()) fds_.resize(std::max(index + 1, fds_.size() * 2));
+  FdSlot& slot = claim_slot(static_cast<std::size_t>(fd));
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, fds_[index].generation);
+  ev.data.u64 = cookie(fd, slot.generation);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("evwheel: Reactor::add");
-  fds_[index].handler = &handler;
+  slot.handler = &handler;
+}
+
+// Chunks, not one vector: a doubling vector would hold up to twice the slots in use, and the
+// copies it leaves behind stay in the heap; a chunk is allocated once and never moves.
+Reactor::FdSlot& Reactor::claim_slot(std::size_t index) {
+  std::size_t chunk = index / kFdChunk;
+  if (chunk >= fd_chunks_.size()) fd_chunks_.resize(chunk + 1);
+  if (!fd_chunks_[chunk]) fd_chunks_[chunk].reset(new FdSlot[kFdChunk]);
+  return fd_chunks_[chunk][index % kFdChunk];
+}
+
+Reactor::FdSlot* Reactor::slot_of(int fd) const noexcept {
+  auto index = static_cast<std::size_t>(fd);
+  std::size_t chunk = index / kFdChunk;
+  if (fd < 0 || chunk >= fd_chunks_.size() || !fd_chunks_[chunk]) return nullptr;
+  return &fd_chunks_[chunk][index % kFdChunk];
 }
 
 void Reactor::modify(int fd, uint32_t events) {
@@ -111,21 +126,21 @@ void Reactor::modify(int fd, uint32_t events) {
   }
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, fds_[static_cast<std::size_t>(fd)].generation);
+  ev.data.u64 = cookie(fd, slot_of(fd)->generation);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw_errno("evwheel: Reactor::modify");
 }
 
 void Reactor::remove(int fd) noexcept {
   if (!registered(fd)) return;
-  FdSlot& slot = fds_[static_cast<std::size_t>(fd)];
+  FdSlot& slot = *slot_of(fd);
   slot.handler = nullptr;
   ++slot.generation;  // events of this registration still in the batch no longer match
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 bool Reactor::registered(int fd) const noexcept {
-  return fd >= 0 && static_cast<std::size_t>(fd) < fds_.size() &&
-         fds_[static_cast<std::size_t>(fd)].handler != nullptr;
+  const FdSlot* slot = slot_of(fd);
+  return slot != nullptr && slot->handler != nullptr;
 }
 
 TimePoint Reactor::update_now() noexcept { return now_ = monotonic_now(); }
@@ -154,7 +169,7 @@ int Reactor::run_once(Duration max_wait) {
   for (int i = 0; i < ready; ++i) {
     uint64_t data = events_[static_cast<std::size_t>(i)].data.u64;
     auto fd = static_cast<std::size_t>(data & 0xffffffffu);
-    FdSlot& slot = fds_[fd];
+    FdSlot& slot = fd_chunks_[fd / kFdChunk][fd % kFdChunk];  // registered: its chunk exists
     if (!slot.handler || slot.generation != static_cast<uint32_t>(data >> 32)) continue;
     slot.handler->on_io(events_[static_cast<std::size_t>(i)].events);
     ++dispatched;

@@ -107,6 +107,8 @@ class Reactor {
   struct UserTimer;
   class Internal;
 
+  FdSlot& claim_slot(std::size_t index);
+  FdSlot* slot_of(int fd) const noexcept;  // null when no chunk holds `fd`
   TimerId add_timer(Duration delay, Duration period, Task task);
   static void on_user_timer(TimerEntry& entry);
   void run_timers();
@@ -124,7 +126,8 @@ class Reactor {
   uint64_t iterations_ = 0;
   std::atomic<bool> stopping_{false};
 
-  std::vector<FdSlot> fds_;             // indexed by descriptor number
+  static constexpr std::size_t kFdChunk = 1024;  // 16 KiB of slots, allocated when first used
+  std::vector<std::unique_ptr<FdSlot[]>> fd_chunks_;  // indexed by descriptor number
   std::vector<epoll_event> events_;     // one epoll_wait batch
   std::unique_ptr<Internal> timer_fd_handler_;
   std::unique_ptr<Internal> wake_fd_handler_;
