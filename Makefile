@@ -52,8 +52,8 @@ $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 $(BUILD)/%: $(BUILD)/examples/%.o $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
-# Tests run from the build directory's binaries (examples are started by some tests).
-test: $(TEST_BIN) $(EXAMPLES)
+# Tests run from the build directory's binaries (some start the examples and the bench).
+test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN)
 	EVWHEEL_BUILD=$(BUILD) $(TEST_BIN)
 
 bench: $(BENCH_BIN) $(EXAMPLES)
