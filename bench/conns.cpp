@@ -154,6 +154,7 @@ struct Result {
   double client_lag_ms = 0;      // the worst lateness of any client's own loop
   bool client_saturated = false;
   int leftover_processes = 0;
+  std::string per_worker;     // connections held by each server worker
   std::string close_reasons;  // when anything but mutes closed: who closed what, and why
   std::string error;
 };
@@ -397,6 +398,7 @@ class Run {
       const Sample& mute = slot.at[kMute];
       const Sample& judge = slot.at[kJudge];
       r.held += steady.open;
+      r.per_worker += (w ? " " : "") + std::to_string(steady.open);
       rss_growth_kib += steady.rss_kib - setup.rss_kib;
       r.pongs += mute.pongs_received - steady.pongs_received;
       r.pings += mute.pings_sent - steady.pings_sent;
@@ -639,6 +641,7 @@ void print_table(const std::vector<Result>& results, const Options& o) {
     std::printf("\n");
   }
   for (const Result& r : results) {
+    if (r.workers > 1) std::printf("%s: held per server worker: %s\n", to_string(r.timers), r.per_worker.c_str());
     if (!r.close_reasons.empty()) std::printf("%s: closes by reason: %s\n", to_string(r.timers), r.close_reasons.c_str());
     if (!r.error.empty()) std::printf("%s: FAILED: %s\n", to_string(r.timers), r.error.c_str());
     if (r.client_saturated)
