@@ -44,7 +44,7 @@ $(BUILD)/%.o: %.cpp
 $(TEST_OBJ): | $(DOCTEST)
 
 # The tests also cover the bench pieces other modes reuse (bench/floor_measure, bench/svg).
-BENCH_SHARED_OBJ := $(BUILD)/bench/floor_measure.o
+BENCH_SHARED_OBJ := $(BUILD)/bench/floor_measure.o $(BUILD)/bench/svg.o
 
 $(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
