@@ -54,15 +54,17 @@ int parse_options(int argc, char** argv, Options* options) {
       options->cpu = static_cast<int>(cpu);
     } else if ((value = sys::option("--json", argc, argv, &i, &missing))) {
       options->json = value;
-      std::string error;
-      // Found out now, not after the measurement.
-      if (!write_file(options->json, "", &error)) return bad("--json", "a writable file: " + error);
     } else if (missing) {
       return usage_error(std::string("floor: option ") + argv[i] + " needs a value");
     } else {
       return usage_error(std::string("floor: unknown option '") + argv[i] + "'");
     }
   }
+  std::string error;
+  // Found out now, not after the measurement; and only once every option is known good, since
+  // this empties the file.
+  if (!options->json.empty() && !write_file(options->json, "", &error))
+    return usage_error("floor: bad --json: " + error);
   // The default CPU 0 may be outside this process's set (taskset, cgroups).
   if (!sys::cpu_allowed(options->cpu)) options->cpu = sys::nth_allowed_cpu(0);
   return 0;

@@ -13,7 +13,8 @@
 
 #define EVWHEEL_BENCH_MODES(X) \
   X(timers) \
-  X(floor)
+  X(floor) \
+  X(throughput)
 
 namespace bench {
 
