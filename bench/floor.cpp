@@ -8,6 +8,7 @@
 #include "floor.hpp"
 #include "json.hpp"
 #include "modes.hpp"
+#include "run_queue.hpp"
 #include "system.hpp"
 
 namespace bench {
@@ -70,20 +71,20 @@ int parse_options(int argc, char** argv, Options* options) {
   return 0;
 }
 
-std::string to_json(const FloorResult& result, const Options& options) {
-  char numbers[512];
+std::string to_json(const FloorResult& result, const Options& options, double waiting) {
+  char numbers[640];
   std::snprintf(numbers, sizeof numbers,
                 "  \"pairs\": %d,\n  \"seconds\": %g,\n  \"cpu\": %d,\n  \"messages\": %llu,\n"
                 "  \"us_per_message\": %.3f,\n  \"send_us\": %.3f,\n  \"recv_us\": %.3f,\n"
-                "  \"unbatched_us_per_message\": %.3f\n",
+                "  \"unbatched_us_per_message\": %.3f,\n  \"waiting_fraction\": %.3f\n",
                 result.pairs, options.seconds, options.cpu,
                 static_cast<unsigned long long>(result.messages), result.us_per_message,
-                result.send_us, result.recv_us, result.unbatched_us_per_message);
+                result.send_us, result.recv_us, result.unbatched_us_per_message, waiting);
   return "{\n  \"mode\": \"floor\",\n  \"command\": " + json_quote(command_line()) + ",\n" +
          numbers + "}\n";
 }
 
-void print(const FloorResult& result) {
+void print(const FloorResult& result, double waiting) {
   std::printf(
       "\nbatched: a 4-byte send on every pair, then epoll_wait (up to 1024 events) + recv until\n"
       "all %d arrived; %llu messages\n"
@@ -96,6 +97,10 @@ void print(const FloorResult& result) {
       "unbatched: send one, epoll_wait for it, recv it\n"
       "  %7.2f us CPU per message (%+.2f us: one epoll_wait per message instead of per batch)\n",
       result.unbatched_us_per_message, result.unbatched_us_per_message - result.us_per_message);
+  // CPU time is not wall time, but a shared CPU still costs it caches and frequency.
+  if (waiting >= 0)
+    std::printf("waited for a CPU %.0f %% of the run%s\n", waiting * 100,
+                waiting > 0.05 ? " (a busy machine: the figures are noisy)" : "");
 }
 
 }  // namespace
@@ -113,16 +118,20 @@ int run_floor(int argc, char** argv) {
     std::printf("          (--pairs %d capped to %d by the open-file limit)\n", options.pairs, limit);
   std::fflush(stdout);
   FloorResult result;
+  const CpuTimes before = cpu_times("self");
+  const int64_t start = sys::monotonic_ns();
   try {
     result = measure_floor(options.pairs, options.seconds, options.cpu);
   } catch (const std::exception& error) {
     std::fprintf(stderr, "evwheel-bench: %s\n", error.what());
     return 1;
   }
-  print(result);
+  double on_cpu, waiting;
+  cpu_fractions(before, cpu_times("self"), sys::monotonic_ns() - start, &on_cpu, &waiting);
+  print(result, waiting);
   if (!options.json.empty()) {
     std::string error;
-    if (!write_file(options.json, to_json(result, options), &error)) {
+    if (!write_file(options.json, to_json(result, options, waiting), &error)) {
       std::fprintf(stderr, "evwheel-bench: floor: %s\n", error.c_str());
       return 1;
     }

@@ -20,9 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +33,7 @@
 #include "evwheel/reactor.hpp"
 #include "json.hpp"
 #include "modes.hpp"
+#include "run_queue.hpp"
 #include "system.hpp"
 
 namespace bench {
@@ -168,31 +167,6 @@ class Echo final : public evwheel::ConnectionHandler {
   _exit(1);
 }
 
-// The server's CPU time so far: schedstat's nanoseconds on CPU, or stat's utime + stime ticks.
-int64_t server_cpu_ns(pid_t pid) {
-  const std::string proc = "/proc/" + std::to_string(pid);
-  {
-    std::ifstream schedstat(proc + "/schedstat");
-    int64_t on_cpu_ns;
-    if (schedstat >> on_cpu_ns) return on_cpu_ns;
-  }
-  std::ifstream stat(proc + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  // Fields after the command name, which is in parentheses and may hold spaces: state is
-  // field 3, utime and stime are fields 14 and 15.
-  std::size_t close = line.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::istringstream fields(line.substr(close + 2));
-  std::string field;
-  int64_t utime = 0, stime = 0;
-  for (int number = 3; number <= 15 && fields >> field; ++number) {
-    if (number == 14) utime = std::stoll(field);
-    if (number == 15) stime = std::stoll(field);
-  }
-  return (utime + stime) * 1'000'000'000 / sysconf(_SC_CLK_TCK);
-}
-
 // --- the client, in this process ---------------------------------------------------------------
 
 // Keeps `depth` messages in flight on every connection; while `measuring`, times and counts
@@ -238,6 +212,8 @@ struct Result {
   double window_s = 0;
   double server_cpu = 0;  // fraction of one CPU over the window
   double client_cpu = 0;
+  double server_waiting = -1;  // fraction of the window spent waiting for a CPU; -1: unknown
+  double client_waiting = -1;
   double p50_us = 0;
   double p99_us = 0;
   double max_us = 0;
@@ -277,20 +253,20 @@ Result measure(const Options& options, pid_t server, uint16_t port) {
 
   run_for(reactor, kWarmUpSeconds);
   pipeline.measuring = true;
-  const int64_t server_start = server_cpu_ns(server);
-  const int64_t client_start = sys::process_cpu_ns();
+  const CpuTimes server_start = cpu_times(std::to_string(server));
+  const CpuTimes client_start = cpu_times("self");
   const int64_t start = sys::monotonic_ns();
   run_for(reactor, options.seconds);
   const int64_t end = sys::monotonic_ns();
-  const int64_t server_end = server_cpu_ns(server);
-  const int64_t client_end = sys::process_cpu_ns();
+  const CpuTimes server_end = cpu_times(std::to_string(server));
+  const CpuTimes client_end = cpu_times("self");
   if (pipeline.closes != 0) throw std::runtime_error("connections closed during the run");
 
   Result result;
   result.echoes = pipeline.echoes;
   result.window_s = static_cast<double>(end - start) / 1e9;
-  result.server_cpu = static_cast<double>(server_end - server_start) / static_cast<double>(end - start);
-  result.client_cpu = static_cast<double>(client_end - client_start) / static_cast<double>(end - start);
+  cpu_fractions(server_start, server_end, end - start, &result.server_cpu, &result.server_waiting);
+  cpu_fractions(client_start, client_end, end - start, &result.client_cpu, &result.client_waiting);
   result.p50_us = micros(pipeline.latency.percentile(0.5));
   result.p99_us = micros(pipeline.latency.percentile(0.99));
   result.max_us = micros(pipeline.latency.max());
@@ -305,10 +281,12 @@ std::string to_json(const Result& result, const Options& options) {
       "  \"server_cpu\": %d,\n  \"client_cpu\": %d,\n  \"messages\": %" PRIu64 ",\n"
       "  \"messages_per_second\": %.0f,\n  \"server_cpu_fraction\": %.3f,\n"
       "  \"messages_per_second_per_server_core\": %.0f,\n  \"client_cpu_fraction\": %.3f,\n"
+      "  \"server_waiting_fraction\": %.3f,\n  \"client_waiting_fraction\": %.3f,\n"
       "  \"latency_p50_us\": %.1f,\n  \"latency_p99_us\": %.1f,\n  \"latency_max_us\": %.1f\n",
       options.conns, result.window_s, options.size, options.depth, options.server_cpu,
       options.client_cpu, result.echoes, result.per_second(), result.server_cpu,
-      result.per_server_core(), result.client_cpu, result.p50_us, result.p99_us, result.max_us);
+      result.per_server_core(), result.client_cpu, result.server_waiting, result.client_waiting,
+      result.p50_us, result.p99_us, result.max_us);
   return "{\n  \"mode\": \"throughput\",\n  \"command\": " + json_quote(command_line()) + ",\n" +
          numbers + "}\n";
 }
@@ -322,6 +300,14 @@ void print(const Result& result) {
       result.echoes, result.window_s, result.per_second(), result.per_server_core(),
       result.server_cpu * 100, result.client_cpu * 100, result.p50_us, result.p99_us,
       result.max_us);
+  if (result.server_waiting >= 0 && result.client_waiting >= 0) {
+    // Time runnable but not running: other load on the machine, which the figures then carry.
+    std::printf("  waited for a CPU: server %.0f %%, client %.0f %% of the window%s\n",
+                result.server_waiting * 100, result.client_waiting * 100,
+                std::max(result.server_waiting, result.client_waiting) > 0.05
+                    ? " (a busy machine: the figures are noisy)"
+                    : "");
+  }
 }
 
 // Starts the server child; returns its pid and *port, or -1 (message printed).
