@@ -2,7 +2,6 @@
 // epoll instance watching every receiving end, and the two ways of moving a 4-byte message
 // through them (batched rounds, and one message per epoll_wait).
 #include <dirent.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -13,7 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <system_error>
