@@ -43,7 +43,10 @@ $(BUILD)/%.o: %.cpp
 # Test objects need doctest before they can compile.
 $(TEST_OBJ): | $(DOCTEST)
 
-$(TEST_BIN): $(TEST_OBJ) $(LIB)
+# The tests also cover the bench pieces other modes reuse (bench/floor_measure, bench/svg).
+BENCH_SHARED_OBJ := $(BUILD)/bench/floor_measure.o $(BUILD)/bench/svg.o
+
+$(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BENCH_BIN): $(BENCH_OBJ) $(LIB)

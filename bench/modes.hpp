@@ -13,7 +13,10 @@
 
 #define EVWHEEL_BENCH_MODES(X) \
   X(timers) \
-  X(conns)
+  X(timers) \
+  X(conns) \
+  X(floor) \
+  X(throughput)
 
 namespace bench {
 
