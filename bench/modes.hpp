@@ -13,7 +13,6 @@
 
 #define EVWHEEL_BENCH_MODES(X) \
   X(timers) \
-  X(timers) \
   X(conns) \
   X(floor) \
   X(throughput)
