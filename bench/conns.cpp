@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "conns.hpp"
+#include "floor.hpp"
+#include "svg.hpp"
 #include "evwheel/connection.hpp"
 #include "modes.hpp"
 #include "system.hpp"
@@ -34,7 +36,8 @@ const char conns_usage[] =
     "evwheel-bench conns [--conns 10000] [--ping-interval-ms 1000] [--idle-timeout-ms 3000]\n"
     "                    [--duration 10] [--mute-fraction 0.1] [--codec framed|seed]\n"
     "                    [--timers wheel|heap|both] [--tick-ms 0] [--server-cpu 0]\n"
-    "                    [--client-cpu 1] [--port 0] [--json FILE]\n"
+    "                    [--client-cpu 1] [--port 0] [--floor-seconds 2] [--json FILE]\n"
+    "                    [--svg FILE]\n"
     "    N real loopback connections held by server worker processes pinned to one core\n"
     "    (SO_REUSEPORT, as many as the descriptor limit needs), driven by client processes\n"
     "    pinned to another (source addresses 127.0.0.2, 127.0.0.3, ...): ramp, a steady state\n"
@@ -42,7 +45,10 @@ const char conns_usage[] =
     "    until the idle timeout has passed, then teardown.  Reports false closes, detection\n"
     "    latency, server CPU per heartbeat, ping RTT and lateness, bytes per connection.\n"
     "    --timers heap: the same server with one binary-heap timer per connection re-armed on\n"
-    "    every read (what libuv/libevent users write); both: wheel, then heap, same load.\n";
+    "    every read (what libuv/libevent users write); both: wheel, then heap, same load.\n"
+    "    First measures the kernel's floor per heartbeat message on the server core (see\n"
+    "    `floor`) for --floor-seconds, and reports server CPU per heartbeat against it.\n"
+    "    --svg: connections held and server CPU over time (FILE-heap.svg for the heap run).\n";
 
 namespace conns {
 
@@ -137,6 +143,13 @@ uint64_t ephemeral_ports() {
   return high > low ? high - low + 1 : 0;
 }
 
+struct TimelinePoint {
+  double seconds;
+  uint64_t held;
+  int64_t server_cpu_ns;
+  double server_cpu;  // fraction of a core since the previous point
+};
+
 struct Result {
   Timers timers = Timers::wheel;
   int workers = 0, clients = 0;
@@ -151,9 +164,12 @@ struct Result {
   double user_bytes = 0, slab_bytes = 0, tcp_buffer_bytes = 0;
   bool slab_ok = false;
   double extrapolated = 0;
+  double floor_us = 0;           // the kernel floor per message, measured first in the same run
   double client_lag_ms = 0;      // the worst lateness of any client's own loop
   bool client_saturated = false;
   int leftover_processes = 0;
+  std::vector<TimelinePoint> timeline;
+  std::vector<SvgMarker> markers;
   std::string per_worker;     // connections held by each server worker
   std::string close_reasons;  // when anything but mutes closed: who closed what, and why
   std::string error;
@@ -176,6 +192,7 @@ class Run {
     shared_ = new (memory) Shared;
     if (start_workers() && start_clients()) drive();
     teardown();
+    result_.timeline = std::move(timeline_);
     shared_->~Shared();
     munmap(memory, sizeof(Shared));
     return result_;
@@ -301,6 +318,28 @@ class Run {
     return total;
   }
 
+  // Sleeps about `seconds` in short steps, adding a point to the timeline every half second.
+  void pause(double seconds) {
+    auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    while (Clock::now() < until) {
+      sample_timeline();
+      Clock::duration left = until - Clock::now();
+      std::this_thread::sleep_for(std::min<Clock::duration>(left, std::chrono::milliseconds(10)));
+    }
+  }
+
+  void sample_timeline() {
+    double t = seconds_since(born_);
+    if (!timeline_.empty() && t < timeline_.back().seconds + 0.5) return;
+    int64_t cpu = cpu_ns(true);
+    double busy = 0;
+    if (!timeline_.empty() && t > timeline_.back().seconds)
+      busy = static_cast<double>(cpu - timeline_.back().server_cpu_ns) / 1e9 / (t - timeline_.back().seconds);
+    timeline_.push_back({t, server_open(), cpu, busy});
+  }
+
+  void mark(const char* label) { result_.markers.push_back({seconds_since(born_), label}); }
+
   bool ramp() {
     auto start = Clock::now();
     double limit = 60 + static_cast<double>(options_.conns) / 2000;
@@ -327,7 +366,7 @@ class Run {
         result_.error = "ramp did not finish in " + std::to_string(static_cast<int>(limit)) + " s";
         return false;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      pause(0.01);
     }
     if (tty) std::fprintf(stderr, "\n");
     result_.ramp_s = seconds_since(start);
@@ -335,29 +374,32 @@ class Run {
     result_.connects_per_s = static_cast<double>(options_.conns) / result_.ramp_s;
     // The server may still be accepting the last ones.
     uint64_t established = sum_clients(&ClientSlot::established);
-    while (server_open() < established && seconds_since(start) < limit)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (server_open() < established && seconds_since(start) < limit) pause(0.01);
     return true;
   }
 
   void drive() {
     sys::KernelMemory before = sys::read_kernel_memory();
+    mark("ramp");
     if (!advance(kRamp) || !ramp()) return;
     // Let the last accepted connections' samples settle before measuring memory.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    pause(0.2);
     sys::KernelMemory after = sys::read_kernel_memory();
+    mark("steady");
     if (!advance(kSteady)) return;
     int64_t server0 = cpu_ns(true), client0 = cpu_ns(false);
     CoreTimes core0 = core_times(options_.server_cpu);
     auto t0 = Clock::now();
-    std::this_thread::sleep_for(std::chrono::duration<double>(options_.duration_s));
+    pause(options_.duration_s);
     if (any_child_died()) return;
     int64_t server1 = cpu_ns(true), client1 = cpu_ns(false);
     CoreTimes core1 = core_times(options_.server_cpu);
     result_.steady_s = seconds_since(t0);
+    mark("mute");
     if (!advance(kMute)) return;
     await_detection();
     if (!advance(kJudge)) return;
+    mark("teardown");
 
     result_.server_cpu = static_cast<double>(server1 - server0) / 1e9 / result_.steady_s;
     result_.client_cpu = static_cast<double>(client1 - client0) / 1e9 / result_.steady_s;
@@ -375,11 +417,11 @@ class Run {
     while (seconds_since(start) < limit) {
       if (sum_clients(&ClientSlot::muted_closed) >= muted) {
         // Give late false closes a chance to show: one more ping round.
-        std::this_thread::sleep_for(std::chrono::milliseconds(options_.ping_ms));
+        pause(static_cast<double>(options_.ping_ms) / 1000);
         return;
       }
       if (any_child_died()) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      pause(0.02);
     }
   }
 
@@ -441,6 +483,7 @@ class Run {
   }
 
   void teardown() {
+    sample_timeline();
     shared_->phase.store(kTeardown, std::memory_order_release);
     std::vector<pid_t> pids;
     for (int w = 0; w < plan_.workers; ++w) pids.push_back(shared_->workers[w].pid);
@@ -467,6 +510,8 @@ class Run {
   int reserve_fd_;
   Shared* shared_ = nullptr;
   Result result_;
+  Clock::time_point born_ = Clock::now();
+  std::vector<TimelinePoint> timeline_;
 };
 
 
@@ -527,6 +572,11 @@ int parse(int argc, char** argv, Options* o, Choice* choice) {
       o->port = static_cast<uint16_t>(n);
     } else if ((v = sys::option("--json", argc, argv, &i, &missing))) {
       o->json = v;
+    } else if ((v = sys::option("--svg", argc, argv, &i, &missing))) {
+      o->svg = v;
+    } else if ((v = sys::option("--floor-seconds", argc, argv, &i, &missing))) {
+      if (!sys::parse_real(v, &o->floor_seconds) || o->floor_seconds < 0 || o->floor_seconds > 600)
+        return bad("--floor-seconds", "seconds >= 0 (0: no floor measurement)");
     } else if (missing) {
       return usage_error(std::string("conns: ") + argv[i] + " needs a value");
     } else {
@@ -621,6 +671,7 @@ const Row kRows[] = {
     {"client loop lag max ms", [](const Result& r, const Options&) { return format("%.0f", r.client_lag_ms); }},
     {"heartbeats/s", [](const Result& r, const Options&) { return format("%.0f", r.heartbeats_per_s); }},
     {"server us per heartbeat", [](const Result& r, const Options&) { return format("%.2f", r.us_per_heartbeat); }},
+    {"  x kernel floor", [](const Result& r, const Options&) { return r.floor_us > 0 ? format("%.2f", r.us_per_heartbeat / r.floor_us) + format(" (floor %.2f us)", r.floor_us) : std::string("not measured"); }},
     {"ping RTT us p50/p99/p999", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.rtt.percentile(0.5)) * 1000, ms(r.rtt.percentile(0.99)) * 1000, ms(r.rtt.percentile(0.999)) * 1000); }},
     {"ping lateness ms p50/p99/max", [](const Result& r, const Options&) { return format3("%.1f / %.1f / %.1f", ms(r.lateness.percentile(0.5)), ms(r.lateness.percentile(0.99)), ms(r.lateness.max())); }},
     {"user bytes/conn (RSS/N)", [](const Result& r, const Options&) { return format("%.0f", r.user_bytes); }},
@@ -651,6 +702,26 @@ void print_table(const std::vector<Result>& results, const Options& o) {
     if (r.leftover_processes) std::printf("%s: %d processes had to be killed at teardown\n", to_string(r.timers), r.leftover_processes);
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
+}
+
+std::string svg_path(const std::string& path, Timers timers, bool several) {
+  if (!several || timers == Timers::wheel) return path;
+  std::size_t dot = path.rfind(".svg");
+  std::string stem = dot == std::string::npos ? path : path.substr(0, dot);
+  return stem + "-heap.svg";
+}
+
+bool write_timeline(const std::string& path, const Result& r, const Options& o, std::string* error) {
+  SvgSeries held{"connections held", "", {}};
+  SvgSeries cpu{"server CPU", "% of a core", {}};
+  for (const TimelinePoint& p : r.timeline) {
+    held.points.emplace_back(p.seconds, static_cast<double>(p.held));
+    if (&p != &r.timeline.front()) cpu.points.emplace_back(p.seconds, 100 * p.server_cpu);
+  }
+  char title[200];
+  std::snprintf(title, sizeof title, "evwheel-bench conns (%s timers): N=%" PRIu64 ", P=%" PRId64 " ms, I=%" PRId64 " ms, %.0f%% muted",
+                to_string(r.timers), o.conns, o.ping_ms, o.idle_ms, 100 * o.mute_fraction);
+  return write_svg(path, title, held, cpu, r.markers, error);
 }
 
 // The same figures as the table, as one JSON object ({"options", "plan", "runs": [...]}).
@@ -690,8 +761,8 @@ bool write_json(const std::string& path, const std::vector<Result>& results, con
                  to_string(r.timers), json_string(r.error).c_str(), r.held, r.failed, r.false_closes, r.muted, r.detected);
     std::fprintf(f, "     \"ramp_s\": %.3f, \"steady_s\": %.3f, \"server_cpu\": %.4f, \"server_core_busy\": %.4f, \"client_cpu\": %.4f, \"client_saturated\": %s,\n",
                  r.ramp_s, r.steady_s, r.server_cpu, r.server_core_busy, r.client_cpu, r.client_saturated ? "true" : "false");
-    std::fprintf(f, "     \"heartbeats_per_s\": %.1f, \"us_per_heartbeat\": %.3f, \"user_bytes_per_conn\": %.1f, \"kernel_slab_bytes_per_conn\": %.1f, \"extrapolated_conns_per_core_15s\": %.0f,\n",
-                 r.heartbeats_per_s, r.us_per_heartbeat, r.user_bytes, r.slab_bytes, r.extrapolated);
+    std::fprintf(f, "     \"heartbeats_per_s\": %.1f, \"us_per_heartbeat\": %.3f, \"floor_us_per_message\": %.3f, \"user_bytes_per_conn\": %.1f, \"kernel_slab_bytes_per_conn\": %.1f, \"extrapolated_conns_per_core_15s\": %.0f,\n",
+                 r.heartbeats_per_s, r.us_per_heartbeat, r.floor_us, r.user_bytes, r.slab_bytes, r.extrapolated);
     std::fprintf(f, "     \"rtt\": %s,\n     \"lateness\": %s,\n     \"detection\": %s, \"leftover_processes\": %d}%s\n",
                  json_histogram(r.rtt).c_str(), json_histogram(r.lateness).c_str(), json_histogram(r.detection).c_str(),
                  r.leftover_processes, i + 1 < results.size() ? "," : "");
@@ -717,11 +788,30 @@ int run_conns(int argc, char** argv) {
   std::printf("plan: descriptor limit %ld, up to %" PRIu64 " connections per process: %d server worker(s) on cpu %d, %d client process(es) on cpu %d, port %u\n",
               plan.descriptor_limit, plan.per_process, plan.workers, options.server_cpu, plan.clients,
               options.client_cpu, port);
+  FloorResult floor;
+  if (options.floor_seconds > 0) {
+    int pairs = static_cast<int>(std::min<uint64_t>(options.conns, 1000));
+    floor = measure_floor(std::min(pairs, floor_pair_limit()), options.floor_seconds, options.server_cpu);
+    std::printf("floor: %.2f us of CPU per 4-byte message (send + batched epoll_wait + recv, %d pairs on cpu %d; unbatched %.2f us)\n",
+                floor.us_per_message, floor.pairs, options.server_cpu, floor.unbatched_us_per_message);
+  }
   std::vector<conns::Result> results;
   if (choice.wheel) results.push_back(conns::Run(options, plan, conns::Timers::wheel, port, reserve).go());
   if (choice.heap) results.push_back(conns::Run(options, plan, conns::Timers::heap, port, reserve).go());
   close(reserve);
+  for (conns::Result& r : results) r.floor_us = floor.us_per_message;
   conns::print_table(results, options);
+  if (!options.svg.empty()) {
+    for (const conns::Result& r : results) {
+      std::string path = conns::svg_path(options.svg, r.timers, results.size() > 1);
+      std::string error;
+      if (!conns::write_timeline(path, r, options, &error)) {
+        std::fprintf(stderr, "evwheel-bench: conns: %s\n", error.c_str());
+        return 1;
+      }
+      std::printf("%s: timeline written to %s\n", conns::to_string(r.timers), path.c_str());
+    }
+  }
   if (!options.json.empty() && !conns::write_json(options.json, results, options, plan)) {
     std::fprintf(stderr, "evwheel-bench: conns: cannot write %s: %s\n", options.json.c_str(), std::strerror(errno));
     return 1;

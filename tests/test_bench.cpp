@@ -94,9 +94,11 @@ TEST_CASE("evwheel-bench conns on a busy port is a usage error") {
 
 // Intervals long enough that a loaded machine cannot make a live client miss its grace.
 TEST_CASE("evwheel-bench conns runs every phase: all held, mutes detected, no false close") {
-  std::string json = "/tmp/evwheel-bench-test-" + std::to_string(::getpid()) + ".json";
+  std::string stem = "/tmp/evwheel-bench-test-" + std::to_string(::getpid());
+  std::string json = stem + ".json";
   Outcome outcome = run_bench("conns --conns 300 --ping-interval-ms 200 --idle-timeout-ms 1000 --duration 0.5"
-                              " --mute-fraction 0.1 --timers both --json " + json);
+                              " --mute-fraction 0.1 --timers both --floor-seconds 0.3 --json " + json +
+                              " --svg " + stem + ".svg");
   INFO(outcome.output);
   REQUIRE(outcome.status == 0);
   std::ifstream in(json);
@@ -118,4 +120,15 @@ TEST_CASE("evwheel-bench conns runs every phase: all held, mutes detected, no fa
     CHECK(json_number(run, "leftover_processes") == 0);
   }
   CHECK(outcome.output.find("FALSE CLOSES") != std::string::npos);
+  CHECK(json_number(all, "floor_us_per_message") > 0);
+  // One timeline per run.
+  for (const std::string& svg : {stem + ".svg", stem + "-heap.svg"}) {
+    CAPTURE(svg);
+    std::ifstream file(svg);
+    std::stringstream content;
+    content << file.rdbuf();
+    CHECK(content.str().find("<svg") != std::string::npos);
+    CHECK(content.str().find("</svg>") != std::string::npos);
+    ::unlink(svg.c_str());
+  }
 }
