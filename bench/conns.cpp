@@ -25,6 +25,7 @@
 
 #include "conns.hpp"
 #include "floor.hpp"
+#include "run_queue.hpp"
 #include "svg.hpp"
 #include "evwheel/connection.hpp"
 #include "modes.hpp"
@@ -86,14 +87,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// CPU time a process has run, from the scheduler (nanoseconds, exact): /proc/<pid>/schedstat.
-int64_t process_cpu_ns(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/schedstat");
-  int64_t ns = 0;
-  in >> ns;
-  return ns;
 }
 
 // Busy and total jiffies of one CPU from /proc/stat (busy includes irq and softirq time,
@@ -166,6 +159,8 @@ struct Result {
   double extrapolated = 0;
   double floor_us = 0;           // the kernel floor per message, measured first in the same run
   double client_lag_ms = 0;      // the worst lateness of any client's own loop
+  double server_wait = 0, client_wait = 0;  // steady: fraction of the time runnable but not running
+  double client_wait_run = 0;    // the same for the clients over the whole run, ramp included
   bool client_saturated = false;
   int leftover_processes = 0;
   std::vector<TimelinePoint> timeline;
@@ -310,13 +305,18 @@ class Run {
     return total;
   }
 
-  int64_t cpu_ns(bool servers) const {
-    int64_t total = 0;
+  // Summed over one side's processes.
+  CpuTimes cpu(bool servers) const {
+    CpuTimes total{0, 0};
     int n = servers ? plan_.workers : plan_.clients;
-    for (int i = 0; i < n; ++i)
-      total += process_cpu_ns(servers ? shared_->workers[i].pid : shared_->clients[i].pid);
+    for (int i = 0; i < n; ++i) {
+      CpuTimes one = cpu_times(std::to_string(servers ? shared_->workers[i].pid : shared_->clients[i].pid));
+      total.on_cpu_ns += one.on_cpu_ns;
+      total.waiting_ns = one.waiting_ns < 0 || total.waiting_ns < 0 ? -1 : total.waiting_ns + one.waiting_ns;
+    }
     return total;
   }
+  int64_t cpu_ns(bool servers) const { return cpu(servers).on_cpu_ns; }
 
   // Sleeps about `seconds` in short steps, adding a point to the timeline every half second.
   void pause(double seconds) {
@@ -381,18 +381,20 @@ class Run {
   void drive() {
     sys::KernelMemory before = sys::read_kernel_memory();
     mark("ramp");
+    CpuTimes client_start = cpu(false);
+    auto run_start = Clock::now();
     if (!advance(kRamp) || !ramp()) return;
     // Let the last accepted connections' samples settle before measuring memory.
     pause(0.2);
     sys::KernelMemory after = sys::read_kernel_memory();
     mark("steady");
     if (!advance(kSteady)) return;
-    int64_t server0 = cpu_ns(true), client0 = cpu_ns(false);
+    CpuTimes server0 = cpu(true), client0 = cpu(false);
     CoreTimes core0 = core_times(options_.server_cpu);
     auto t0 = Clock::now();
     pause(options_.duration_s);
     if (any_child_died()) return;
-    int64_t server1 = cpu_ns(true), client1 = cpu_ns(false);
+    CpuTimes server1 = cpu(true), client1 = cpu(false);
     CoreTimes core1 = core_times(options_.server_cpu);
     result_.steady_s = seconds_since(t0);
     mark("mute");
@@ -401,8 +403,12 @@ class Run {
     if (!advance(kJudge)) return;
     mark("teardown");
 
-    result_.server_cpu = static_cast<double>(server1 - server0) / 1e9 / result_.steady_s;
-    result_.client_cpu = static_cast<double>(client1 - client0) / 1e9 / result_.steady_s;
+    auto steady_ns = static_cast<int64_t>(result_.steady_s * 1e9);
+    cpu_fractions(server0, server1, steady_ns, &result_.server_cpu, &result_.server_wait);
+    cpu_fractions(client0, client1, steady_ns, &result_.client_cpu, &result_.client_wait);
+    double on_cpu = 0;
+    cpu_fractions(client_start, cpu(false), static_cast<int64_t>(seconds_since(run_start) * 1e9), &on_cpu,
+                  &result_.client_wait_run);
     result_.server_core_busy = core_busy(core0, core1);
     gather(before, after);
   }
@@ -465,8 +471,10 @@ class Run {
       r.extrapolated = held * (15000.0 / static_cast<double>(options_.ping_ms)) / r.server_cpu;
     for (int c = 0; c < plan_.clients; ++c)
       r.client_lag_ms = std::max(r.client_lag_ms, static_cast<double>(shared_->clients[c].max_lag_ns.load()) / 1e6);
-    // Behind: busy, or its loop so late that its answers could have missed the server's grace.
-    r.client_saturated = r.client_cpu > 0.9 || r.client_lag_ms > static_cast<double>(options_.idle_ms - options_.ping_ms) / 2;
+    // Behind: busy, kept off its CPU by other load, or its loop so late that its answers could
+    // have missed the server's grace.
+    r.client_saturated = r.client_cpu > 0.9 || r.client_wait_run > 0.1 ||
+                         r.client_lag_ms > static_cast<double>(options_.idle_ms - options_.ping_ms) / 2;
   }
 
   void describe_closes() {
@@ -667,7 +675,8 @@ const Row kRows[] = {
     {"muted / detected", [](const Result& r, const Options&) { return count(r.muted) + " / " + count(r.detected); }},
     {"detection ms p50/p99/max", [](const Result& r, const Options&) { return format3("%.0f / %.0f / %.0f", ms(r.detection.percentile(0.5)), ms(r.detection.percentile(0.99)), ms(r.detection.max())); }},
     {"server CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.server_cpu) + format(" (core busy %.1f)", 100 * r.server_core_busy); }},
-    {"client CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.client_cpu) + (r.client_saturated ? " SATURATED" : ""); }},
+    {"client CPU % of a core", [](const Result& r, const Options&) { return format("%.1f", 100 * r.client_cpu) + (r.client_saturated ? " BEHIND" : ""); }},
+    {"waiting for CPU % srv/cli", [](const Result& r, const Options&) { return format("%.1f", 100 * r.server_wait) + format(" / %.1f", 100 * r.client_wait); }},
     {"client loop lag max ms", [](const Result& r, const Options&) { return format("%.0f", r.client_lag_ms); }},
     {"heartbeats/s", [](const Result& r, const Options&) { return format("%.0f", r.heartbeats_per_s); }},
     {"server us per heartbeat", [](const Result& r, const Options&) { return format("%.2f", r.us_per_heartbeat); }},
@@ -696,9 +705,13 @@ void print_table(const std::vector<Result>& results, const Options& o) {
     if (!r.close_reasons.empty()) std::printf("%s: closes by reason: %s\n", to_string(r.timers), r.close_reasons.c_str());
     if (!r.error.empty()) std::printf("%s: FAILED: %s\n", to_string(r.timers), r.error.c_str());
     if (r.client_saturated)
-      std::printf("%s: the load generator fell behind (client CPU %.0f%% of its core, its loop up to %.0f ms late):"
-                  " its own delay is in the RTTs, and closes it caused are not the server's\n",
-                  to_string(r.timers), 100 * r.client_cpu, r.client_lag_ms);
+      std::printf("%s: the load generator fell behind (client CPU %.0f%% of its core, waiting for a CPU %.0f%% of"
+                  " the run, its loop up to %.0f ms late): its own delay is in the RTTs, and closes it caused are"
+                  " not the server's\n",
+                  to_string(r.timers), 100 * r.client_cpu, 100 * r.client_wait_run, r.client_lag_ms);
+    if (r.server_wait > 0.05)
+      std::printf("%s: the server waited for its CPU %.0f%% of the steady state: other load shared the core,"
+                  " its figures are noisy\n", to_string(r.timers), 100 * r.server_wait);
     if (r.leftover_processes) std::printf("%s: %d processes had to be killed at teardown\n", to_string(r.timers), r.leftover_processes);
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
