@@ -149,8 +149,12 @@ TimePoint Heartbeat::ping_due(const Connection& connection) const noexcept {
 TimePoint Heartbeat::next_check(const Connection& connection, TimePoint now) const noexcept {
   TimePoint idle_at = connection.last_receive_ + policy_.idle_timeout;
   if (!asks(connection)) return idle_at;
-  TimePoint judge_at = outstanding(connection) ? std::max(idle_at, connection.ping_sent_ + grace_) : idle_at;
   TimePoint due = ping_due(connection);
+  // Nothing outstanding: the next ping is due (at once, if it already is).
+  if (!outstanding(connection)) return std::min(due, idle_at);
+  // One is outstanding: judge it after its grace, but wake at the next due time too, in case
+  // its pong comes first (receiving does not touch the wheel).
+  TimePoint judge_at = std::max(idle_at, connection.ping_sent_ + grace_);
   return due > now ? std::min(due, judge_at) : judge_at;
 }
 

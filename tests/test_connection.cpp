@@ -966,3 +966,46 @@ TEST_CASE("pings go out every P, not every P plus a tick") {
   }
   CHECK(open_fd_count() == fds);
 }
+
+// A peer that stops answering is closed one idle timeout after its last answer (plus at most
+// a tick), wherever in the ping cycle it stopped — never a grace period later.  Peers that
+// never answer at all are among them: their first ping must go out on time too.
+TEST_CASE("a peer that stops answering is closed I after its last answer, wherever it stopped") {
+  const std::size_t fds = open_fd_count();
+  {
+    const Duration P = 100ms, I = 300ms, kTick = 10ms;
+    auto o = options(kServer, P, I);
+    o.heartbeat.tick = kTick;
+    Server s(o);
+    std::vector<Duration> detection;
+    s.handler.close_hook = [&](evwheel::Connection& c, CloseReason reason) {
+      if (reason == CloseReason::idle_timeout) detection.push_back(s.reactor.now() - c.last_receive());
+    };
+    struct Peer {
+      int fd;
+      int answers_left;
+      std::string in;
+    };
+    std::vector<Peer> peers;
+    for (int i = 0; i < 80; ++i) peers.push_back({s.connect(), i % 4, {}});
+    REQUIRE(pump_until(s.reactor, [&] {
+      for (Peer& peer : peers) {
+        drain(peer.fd, peer.in);
+        for (auto& [type, payload] : take_frames(peer.in)) {
+          if (type != FrameType::ping || peer.answers_left == 0) continue;
+          --peer.answers_left;
+          REQUIRE(write_all(peer.fd, frame(FrameType::pong, payload)));
+        }
+      }
+      return detection.size() == peers.size();
+    }, 10s));
+    Duration worst = *std::max_element(detection.begin(), detection.end());
+    INFO("worst detection " << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count() << " ms");
+    // The grace for an unanswered ping is I - P = 200 ms: a detection that waited for it
+    // again would take about I + 200 ms.  Slack for a loaded machine: 100 ms.
+    CHECK(worst <= I + kTick + 100ms);
+    CHECK(s.handler.closed_with(CloseReason::idle_timeout) == peers.size());
+    for (Peer& peer : peers) ::close(peer.fd);
+  }
+  CHECK(open_fd_count() == fds);
+}
