@@ -91,21 +91,25 @@ void Heartbeat::on_timer(Connection& connection, TimePoint now) {
     // give it a full round before judging.
     if (!outstanding(connection)) send_ping(connection);
   }
-  TimePoint due = ping_due(connection);
-  if (asks(connection) && !outstanding(connection) && now >= due) {
-    // Traffic both ways makes the ping redundant: the peer's bytes prove it alive, and ours
-    // keep its own idle clock running (a peer that only listens would otherwise judge us dead).
-    if (policy_.skip_when_active && connection.sent_since_ping_ &&
-        connection.last_receive_ > now - policy_.ping_interval) {
-      connection.ping_sent_ = connection.last_receive_;
-      connection.sent_since_ping_ = false;
-      ++stats_.pings_skipped;
-    } else if (send_ping(connection)) {
-      stats_.ping_lateness.record(connection.ping_sent_ - due);
-    }
-  }
+  ping_if_due(connection, now);
   if (connection.state_ != Connection::State::closed)
     wheel_.schedule(connection, next_check(connection, now));
+}
+
+bool Heartbeat::ping_if_due(Connection& connection, TimePoint now) {
+  TimePoint due = ping_due(connection);
+  if (!asks(connection) || outstanding(connection) || now < due) return false;
+  // Traffic both ways makes the ping redundant: the peer's bytes prove it alive, and ours
+  // keep its own idle clock running (a peer that only listens would otherwise judge us dead).
+  if (policy_.skip_when_active && connection.sent_since_ping_ &&
+      connection.last_receive_ > now - policy_.ping_interval) {
+    connection.ping_sent_ = connection.last_receive_;
+    connection.sent_since_ping_ = false;
+    ++stats_.pings_skipped;
+  } else if (send_ping(connection)) {
+    stats_.ping_lateness.record(connection.ping_sent_ - due);
+  }
+  return true;
 }
 
 bool Heartbeat::send_ping(Connection& connection) {
@@ -128,14 +132,24 @@ bool Heartbeat::send_ping(Connection& connection) {
 
 void Heartbeat::on_pong(Connection& connection, const char* payload, std::size_t size, TimePoint now) {
   ++stats_.pongs_received;
-  if (!connection.rtt_pending_) return;
-  if (size >= 8) {
-    uint64_t stamp = 0;
-    for (std::size_t i = 0; i < 8; ++i) stamp = stamp << 8 | static_cast<unsigned char>(payload[i]);
-    if (stamp != static_cast<uint64_t>(connection.ping_sent_.time_since_epoch().count())) return;
+  if (answers_outstanding_ping(connection, payload, size)) {
+    connection.rtt_pending_ = false;
+    connection.record_rtt(now - connection.ping_sent_);
   }
-  connection.rtt_pending_ = false;
-  connection.record_rtt(now - connection.ping_sent_);
+  // A pong that comes after the next ping fell due (a slow peer, or a slow loop): the wheel
+  // entry sleeps until that ping's judgement, so the overdue ping goes now, and the entry is
+  // moved to the next check — the only wheel operation a pong ever causes.
+  if (ping_if_due(connection, now) && connection.state_ != Connection::State::closed)
+    wheel_.schedule(connection, next_check(connection, now));
+}
+
+bool Heartbeat::answers_outstanding_ping(const Connection& connection, const char* payload,
+                                         std::size_t size) const noexcept {
+  if (!connection.rtt_pending_) return false;
+  if (size < 8) return true;  // a token without an id (seed) answers the ping that is out
+  uint64_t stamp = 0;
+  for (std::size_t i = 0; i < 8; ++i) stamp = stamp << 8 | static_cast<unsigned char>(payload[i]);
+  return stamp == static_cast<uint64_t>(connection.ping_sent_.time_since_epoch().count());
 }
 
 TimePoint Heartbeat::ping_due(const Connection& connection) const noexcept {

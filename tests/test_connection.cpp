@@ -1009,3 +1009,35 @@ TEST_CASE("a peer that stops answering is closed I after its last answer, wherev
   }
   CHECK(open_fd_count() == fds);
 }
+
+// A peer slower than the interval: its pong comes after the next ping fell due.  That ping
+// goes out as the pong arrives — not when the grace for the answered one would have run out.
+TEST_CASE("a pong that arrives after the next ping fell due releases that ping at once") {
+  const std::size_t fds = open_fd_count();
+  {
+    const Duration P = 20ms, I = 600ms, kLatency = 30ms;  // the grace, I - P, is 580 ms
+    auto o = options(kServer, P, I);
+    o.heartbeat.tick = 5ms;
+    Server s(o);
+    int peer = s.connect();
+    std::string in;
+    std::vector<std::pair<Clock::time_point, std::string>> held;  // pongs to send, and when
+    const auto end = Clock::now() + 600ms;
+    pump_until(s.reactor, [&] {
+      drain(peer, in);
+      for (auto& [type, payload] : take_frames(in))
+        if (type == FrameType::ping) held.emplace_back(Clock::now() + kLatency, frame(FrameType::pong, payload));
+      while (!held.empty() && held.front().first <= Clock::now()) {
+        REQUIRE(write_all(peer, held.front().second));
+        held.erase(held.begin());
+      }
+      return Clock::now() >= end;
+    }, 2s);
+    // One ping per round trip (~30 ms): about 20 in 600 ms.  Waiting for the grace instead
+    // would allow 2.
+    CHECK(s.hb().pings_sent >= 8);
+    CHECK(s.handler.closes.empty());
+    ::close(peer);
+  }
+  CHECK(open_fd_count() == fds);
+}

@@ -83,6 +83,11 @@ class Heartbeat {
   // Our own loop ran this connection's check more than half a grace period late.
   bool stalled(const Connection& connection, TimePoint now) const noexcept;
   TimePoint ping_due(const Connection& connection) const noexcept;
+  // Sends (or, with skip_when_active, skips) the ping if one is due and none is outstanding;
+  // returns whether one was due.
+  bool ping_if_due(Connection& connection, TimePoint now);
+  bool answers_outstanding_ping(const Connection& connection, const char* payload,
+                                std::size_t size) const noexcept;
   TimePoint next_check(const Connection& connection, TimePoint now) const noexcept;
 
   HeartbeatPolicy policy_;
