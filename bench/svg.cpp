@@ -126,7 +126,14 @@ Axis value_axis(const SvgSeries& series) {
     range.include(point.second);
     any = true;
   }
-  return any ? make_axis(range.low, range.high) : Axis{};
+  if (!any) return Axis{};
+  Axis axis = make_axis(range.low, range.high);
+  // A series that reaches the top or bottom tick would run along the plot's frame and vanish
+  // (a connection count that plateaus at 10000, say): give it a step of room.
+  const double touch = axis.step * 1e-9;
+  if (range.high > 0 && range.high >= axis.high - touch) axis.high += axis.step;
+  if (range.low < 0 && range.low <= axis.low + touch) axis.low -= axis.step;
+  return axis;
 }
 
 // Where a value lands in pixels: [axis.low, axis.high] onto [from, to].
@@ -210,23 +217,34 @@ std::string series_lines(const SvgSeries& series, const Axis& time, const Axis& 
   return out;
 }
 
-// Dashed verticals; labels run up along their line, below the top edge, haloed in white so
-// they stay readable where they cross a series.
+// Dashed verticals; labels run down along their line from the top edge, haloed in white so
+// they stay readable where they cross a series.  A label whose line is too close to the
+// previous one to sit beside it starts below where that label ends.
 std::string marker_lines(const std::vector<SvgMarker>& markers, const Axis& time) {
+  constexpr double kClearance = 14;   // px between lines that lets labels stand side by side
+  constexpr double kGlyphWidth = 6.5;  // px per character at 11 px, about
+  std::vector<const SvgMarker*> ordered;
+  for (const SvgMarker& marker : markers)
+    if (std::isfinite(marker.seconds)) ordered.push_back(&marker);
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const SvgMarker* a, const SvgMarker* b) { return a->seconds < b->seconds; });
   std::string out = "<g font-size=\"11\" fill=\"#444\">\n";
-  for (const SvgMarker& marker : markers) {
-    if (!std::isfinite(marker.seconds)) continue;
-    const double x = place(marker.seconds, time, kLeft, kRight);
+  double previous_x = -std::numeric_limits<double>::infinity();
+  double previous_end = kTop;
+  for (const SvgMarker* marker : ordered) {
+    const double x = place(marker->seconds, time, kLeft, kRight);
     out += "<line x1=\"" + number(x) + "\" y1=\"" + number(kTop) + "\" x2=\"" + number(x) +
            "\" y2=\"" + number(kBottom) +
            "\" stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"5,4\"/>\n";
     // Rotated a quarter turn back, the glyphs stand left of their baseline: 13 px clears them
     // of the line.
     const double label_x = x + 13;
-    const double label_y = kTop + 6;
-    out += text(label_x, label_y, marker.label, "end",
+    const double label_y = x - previous_x < kClearance ? previous_end + 8 : kTop + 6;
+    out += text(label_x, label_y, marker->label, "end",
                 " stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\" "
                 "transform=\"rotate(-90 " + number(label_x) + " " + number(label_y) + ")\"");
+    previous_x = x;
+    previous_end = label_y + kGlyphWidth * static_cast<double>(marker->label.size());
   }
   return out + "</g>\n";
 }

@@ -84,6 +84,41 @@ TEST_CASE("write_svg labels ticks on nice steps from zero, large values with a s
   CHECK(open_fd_count() == fds);
 }
 
+TEST_CASE("write_svg leaves a step of room above a series that reaches the top tick") {
+  const std::size_t fds = open_fd_count();
+  bench::SvgSeries plateau{"connections", "", {{0, 0}, {5, 100'000}, {10, 100'000}}};
+  std::string svg = chart(plateau, {"other", "", {{0, 1}}}, {});
+  REQUIRE(!svg.empty());
+  CHECK(svg.find(">100k<") != std::string::npos);
+  CHECK(svg.find(">120k<") != std::string::npos);
+  CHECK(open_fd_count() == fds);
+}
+
+namespace {
+
+// The y coordinate of the <text> element holding `content`, or -1.
+double text_y(const std::string& svg, const std::string& content) {
+  std::size_t end = svg.find(">" + content + "</text>");
+  std::size_t start = svg.rfind("<text ", end);
+  if (end == std::string::npos || start == std::string::npos) return -1;
+  std::size_t y = svg.find(" y=\"", start);
+  return y < end ? std::stod(svg.substr(y + 4)) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("write_svg starts the label of a marker too close to the previous one further down") {
+  const std::size_t fds = open_fd_count();
+  bench::SvgSeries series{"s", "", {{0, 1}, {100, 2}}};
+  std::string svg = chart(series, series, {{50.5, "second"}, {50, "first"}, {80, "apart"}});
+  REQUIRE(!svg.empty());
+  const double first = text_y(svg, "first"), second = text_y(svg, "second");
+  REQUIRE(first > 0);
+  CHECK(second > first + 8);  // below where "first" ends, not beside it
+  CHECK(text_y(svg, "apart") == doctest::Approx(first));
+  CHECK(open_fd_count() == fds);
+}
+
 TEST_CASE("write_svg draws empty or flat series without dividing by zero") {
   const std::size_t fds = open_fd_count();
   std::string svg = chart({"none", "", {}}, {"flat", "", {{5, 3}, {5, 3}}}, {});
