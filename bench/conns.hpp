@@ -51,7 +51,7 @@ struct Sample {
   uint64_t idle_closes = 0;
   uint64_t other_closes = 0;     // every close that is not an idle timeout
   uint64_t closes_by_reason[8] = {};  // by evwheel::CloseReason
-  long rss_kib = 0;
+  long rss_kib = 0;              // RssAnon: heap and stacks, not the shared mapping or code
   evwheel::Histogram rtt;
   evwheel::Histogram lateness;   // ping sent - ping due
   evwheel::Histogram detection;  // idle close - last byte received

@@ -288,7 +288,7 @@ class HeapServer {
     sample.pongs_received = pongs_;
     sample.idle_closes = idle_closes_;
     sample.other_closes = other_closes_;
-    sample.rss_kib = sys::status_kib("VmRSS");
+    sample.rss_kib = sys::status_kib("RssAnon");
     sample.rtt = rtt_;
     sample.lateness = lateness_;
     sample.detection = detection_;

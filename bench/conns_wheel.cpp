@@ -57,7 +57,7 @@ void publish(Sample& sample, const evwheel::Endpoint& endpoint, const evwheel::L
   sample.idle_closes = handler.idle_closes;
   sample.other_closes = handler.other_closes;
   std::copy(std::begin(endpoint.stats().closes), std::end(endpoint.stats().closes), sample.closes_by_reason);
-  sample.rss_kib = sys::status_kib("VmRSS");
+  sample.rss_kib = sys::status_kib("RssAnon");
   sample.rtt = heartbeat.rtt;
   sample.lateness = heartbeat.ping_lateness;
   sample.detection = handler.detection;
