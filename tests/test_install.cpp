@@ -91,6 +91,7 @@ TEST_CASE("make install gives a tree that a pkg-config consumer builds against, 
   REQUIRE(flags.status == 0);
   CHECK(flags.output.find("-I" + (installed / "include").string()) != std::string::npos);
   CHECK(flags.output.find("-levwheel") != std::string::npos);
+  CHECK(flags.output.find("-std=c++17") != std::string::npos);  // clang before 16 defaults to C++14
 
   const std::string consumer = (tmp / "consumer").string();
   Outcome compile = run(cxx + " -Wall -Wextra -Wpedantic -Werror " + source + "/tests/consumer/main.cpp -o " +
