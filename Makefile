@@ -11,6 +11,12 @@ ALLFLAGS := -std=c++17 $(WARN) $(SANFLAGS) -Iinclude -MMD -MP $(CXXFLAGS)
 LDLIBS   := -pthread
 
 DOCTEST  := /usr/include/doctest/doctest.h
+PKG_CONFIG := /usr/bin/pkg-config
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+HEADERS  := $(wildcard include/evwheel/*.hpp)
 
 LIB_SRC  := $(wildcard src/*.cpp)
 LIB_OBJ  := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
@@ -26,7 +32,7 @@ BENCH_BIN := $(BUILD)/evwheel-bench
 
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/%,$(wildcard examples/*.cpp))
 
-.PHONY: all lib test bench clean
+.PHONY: all lib test bench clean install uninstall
 # Keep example objects (otherwise intermediate) so rebuilds stay incremental.
 .SECONDARY:
 all: $(LIB) $(BENCH_BIN) $(EXAMPLES)
@@ -55,21 +61,45 @@ $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 $(BUILD)/%: $(BUILD)/examples/%.o $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
-# Tests run from the build directory's binaries (some start the examples and the bench).
-test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN)
-	EVWHEEL_BUILD=$(BUILD) $(TEST_BIN)
+# Tests run from the build directory's binaries (some start the examples and the bench); the
+# install test builds a consumer with the same compiler and sanitizer, found through pkg-config.
+test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN) | $(PKG_CONFIG)
+	EVWHEEL_BUILD=$(BUILD) EVWHEEL_CXX="$(CXX) $(SANFLAGS)" $(TEST_BIN)
 
 bench: $(BENCH_BIN) $(EXAMPLES)
 	$(BENCH_BIN) default
 
-# doctest is Debian's doctest-dev: installed when we are root, otherwise named.
-$(DOCTEST):
+# The library, its headers and a pkg-config file written for PREFIX (DESTDIR stages the tree
+# elsewhere, as packagers do).  uninstall removes exactly those files, and the evwheel header
+# directory it created; the shared lib/, include/ and pkgconfig/ directories stay.
+install: $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evwheel
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libevwheel.a
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/evwheel/
+	sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' evwheel.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libevwheel.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc \
+	  $(addprefix $(DESTDIR)$(PREFIX)/include/evwheel/,$(notdir $(HEADERS)))
+	if [ -d $(DESTDIR)$(PREFIX)/include/evwheel ]; then rmdir $(DESTDIR)$(PREFIX)/include/evwheel; fi
+
+# Test tools come from Debian: installed when we are root, otherwise named.
+# $(call debian_package,PACKAGE,WHY)
+define debian_package
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "evwheel: installing doctest-dev (Debian) for the tests"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq doctest-dev >/dev/null; \
+	  echo "evwheel: installing $(1) (Debian) $(2)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
 	else \
-	  echo "evwheel: the tests need doctest: install the Debian package doctest-dev (apt-get install doctest-dev)"; exit 1; \
+	  echo "evwheel: $(1) is needed $(2): install the Debian package $(1) (apt-get install $(1))"; exit 1; \
 	fi
+endef
+
+$(DOCTEST):
+	$(call debian_package,doctest-dev,for the tests)
+
+$(PKG_CONFIG):
+	$(call debian_package,pkg-config,for the install test)
 
 clean:
 	rm -rf build build-*

@@ -9,8 +9,10 @@
 #include "evwheel/codec.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
+#include "evwheel/metrics.hpp"
 #include "evwheel/reactor.hpp"
 #include "flags.hpp"
+#include "metrics_http.hpp"
 #include "signals.hpp"
 
 namespace {
@@ -18,9 +20,11 @@ namespace {
 const char kUsage[] =
     "usage: hb_server --listen HOST:PORT [--codec seed|framed] [--ping-interval-ms P]\n"
     "                 [--idle-timeout-ms I] [--tick-ms T] [--max-conns N] [--reuse-port 0|1]\n"
+    "                 [--metrics-port M]\n"
     "Pings every connection each P ms and closes a peer silent for I ms (defaults: the\n"
     "seed's 15000 and 30000, codec framed).  Prints counters to stderr once a second;\n"
-    "SIGINT/SIGTERM close every connection and exit 0.\n";
+    "with --metrics-port, serves them to Prometheus at http://127.0.0.1:M/metrics (0: a free\n"
+    "port, printed).  SIGINT/SIGTERM close every connection and exit 0.\n";
 
 class Quiet final : public evwheel::ConnectionHandler {};
 
@@ -39,7 +43,7 @@ void print_stats(const evwheel::Endpoint& endpoint) {
 int main(int argc, char** argv) {
   examples::Flags flags("hb_server", kUsage);
   std::string listen, codec = "framed", reuse = "0";
-  long interval = 15000, idle = 30000, tick = 0, max_conns = 0;
+  long interval = 15000, idle = 30000, tick = 0, max_conns = 0, metrics_port = -1;
   flags.text("--listen", &listen);
   flags.choice("--codec", &codec, {"seed", "framed"});
   flags.number("--ping-interval-ms", &interval, 1, 86'400'000);
@@ -47,6 +51,7 @@ int main(int argc, char** argv) {
   flags.number("--tick-ms", &tick, 0, 86'400'000);
   flags.number("--max-conns", &max_conns, 0, 100'000'000);
   flags.choice("--reuse-port", &reuse, {"0", "1"});
+  flags.number("--metrics-port", &metrics_port, 0, 65535);
   flags.parse(argc, argv);
   if (listen.empty()) flags.fail("--listen HOST:PORT is required");
 
@@ -68,6 +73,13 @@ int main(int argc, char** argv) {
     evwheel::Listener listener(endpoint, listener_options);
     examples::Signals signals(reactor);
     std::fprintf(stderr, "hb_server: listening on port %u (codec %s)\n", listener.port(), codec.c_str());
+    std::unique_ptr<examples::MetricsHttp> metrics;
+    if (metrics_port >= 0) {
+      metrics = std::make_unique<examples::MetricsHttp>(reactor, static_cast<uint16_t>(metrics_port), [&] {
+        return evwheel::to_prometheus(evwheel::snapshot(endpoint, &listener));
+      });
+      std::fprintf(stderr, "hb_server: metrics on http://127.0.0.1:%u/metrics\n", metrics->port());
+    }
     reactor.run_every(std::chrono::seconds(1), [&] { print_stats(endpoint); });
     reactor.run();
     endpoint.close_all(evwheel::CloseReason::shutdown);

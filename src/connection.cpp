@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <exception>
 
 #include "evwheel/endpoint.hpp"
+#include "evwheel/log.hpp"
 
 namespace evwheel {
 
@@ -49,7 +51,11 @@ bool Connection::guarded(Body&& body) {
   ++busy_;
   try {
     body();
+  } catch (const std::exception& error) {
+    log(LogLevel::error, "fd %d: exception in a callback: %s; closing the connection", fd_, error.what());
+    close(CloseReason::error, 0);
   } catch (...) {
+    log(LogLevel::error, "fd %d: non-standard exception in a callback; closing the connection", fd_);
     close(CloseReason::error, 0);
   }
   if (--busy_ == 0 && state_ == State::closed) {

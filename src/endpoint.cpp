@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <exception>
 #include <new>
 #include <stdexcept>
 
 #include "evwheel/connector.hpp"
+#include "evwheel/log.hpp"
 
 namespace evwheel {
 
@@ -39,6 +42,20 @@ void EndpointOptions::validate() const {
 }
 
 namespace {
+// Closes that point at a misbehaving peer or a socket failure are worth an operator's look;
+// the others are routine at any scale.
+void log_close(int fd, CloseReason reason, int error) noexcept {
+  LogLevel level = reason == CloseReason::error ? LogLevel::warning
+                   : reason == CloseReason::protocol_error || reason == CloseReason::output_overflow
+                       ? LogLevel::info
+                       : LogLevel::debug;
+  if (!log_enabled(level)) return;
+  if (error)
+    log(level, "fd %d closed: %s (%s)", fd, to_string(reason), std::strerror(error));
+  else
+    log(level, "fd %d closed: %s", fd, to_string(reason));
+}
+
 bool pinging_side(const EndpointOptions& options) {
   PingMode mode = options.heartbeat.mode;
   return mode == PingMode::both || (mode == PingMode::server) == (options.side == Side::server);
@@ -114,14 +131,16 @@ Connection* Endpoint::adopt(int fd, Connector* owner) {
     if (!(flags & O_NONBLOCK) && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
       throw std::system_error(errno, std::generic_category(), "evwheel: fcntl");
     apply_socket_options(fd);
-  } catch (const std::system_error&) {
+  } catch (const std::system_error& error) {
+    log(LogLevel::warning, "fd %d: dropped, cannot set up the socket: %s", fd, error.what());
     ::close(fd);
     return nullptr;
   }
   Connection* connection = allocate(fd);
   try {
     reactor_.add(fd, EPOLLIN, *connection);
-  } catch (const std::system_error&) {
+  } catch (const std::system_error& error) {
+    log(LogLevel::warning, "fd %d: dropped, cannot register it: %s", fd, error.what());
     recycle(connection);
     return nullptr;
   }
@@ -138,10 +157,14 @@ Connection* Endpoint::adopt(int fd, Connector* owner) {
 void Endpoint::closed(Connection& connection, CloseReason reason, int error) {
   --open_;
   ++stats_.closes[static_cast<std::size_t>(reason)];
+  log_close(connection.fd_, reason, error);
+  // The connection is gone either way: an exception from on_close is reported, not rethrown.
   try {
     handler_.on_close(connection, reason, error);
+  } catch (const std::exception& thrown) {
+    log(LogLevel::error, "fd %d: exception in on_close: %s", connection.fd_, thrown.what());
   } catch (...) {
-    // Documented: exceptions from on_close are swallowed; the connection is gone either way.
+    log(LogLevel::error, "fd %d: non-standard exception in on_close", connection.fd_);
   }
   auto fd = static_cast<std::size_t>(connection.fd_);
   if (fd < owners_.size() && owners_[fd]) {

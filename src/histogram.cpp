@@ -29,6 +29,7 @@ void Histogram::record(Duration value) noexcept {
   ++buckets_[bucket_of(static_cast<uint64_t>(ns) / 1000)];
   ++count_;
   max_ = std::max(max_, ns);
+  sum_ += ns;
 }
 
 Duration Histogram::percentile(double q) const noexcept {
@@ -51,6 +52,7 @@ Duration Histogram::percentile(double q) const noexcept {
 void Histogram::merge(const Histogram& other) noexcept {
   for (unsigned b = 0; b < kBuckets; ++b) buckets_[b] += other.buckets_[b];
   count_ += other.count_;
+  sum_ += other.sum_;
   max_ = std::max(max_, other.max_);
 }
 

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
 
 #include "evwheel/address.hpp"
+#include "evwheel/log.hpp"
 
 namespace evwheel {
 
@@ -68,6 +70,8 @@ void Listener::on_io(uint32_t) {
     if (fd >= 0) {
       if (options_.max_connections && endpoint_.size() >= options_.max_connections) {
         ++stats_.shed_limit;
+        log(LogLevel::info, "listener %s: shed a connection: max_connections (%zu) reached",
+            options_.address.c_str(), options_.max_connections);
         shed(fd);
         continue;
       }
@@ -84,7 +88,9 @@ void Listener::on_io(uint32_t) {
       case EPROTO:
         continue;  // that one connection is gone; the next may be fine
       default:
+        ++stats_.accept_errors;
         stats_.last_error = error;
+        log(LogLevel::error, "listener %s: accept: %s", options_.address.c_str(), std::strerror(error));
         if (!out_of_descriptors(error)) return;
     }
   }
@@ -96,6 +102,8 @@ bool Listener::out_of_descriptors(int error) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {
       ++stats_.shed_descriptors;
+      log(LogLevel::warning, "listener %s: shed a connection: out of descriptors",
+          options_.address.c_str());
       shed(fd);
     }
     reserve_fd_ = open_reserve();
@@ -107,6 +115,9 @@ bool Listener::out_of_descriptors(int error) {
 
 void Listener::pause() {
   ++stats_.pauses;
+  log(LogLevel::error, "listener %s: accepting paused for %lld ms (%s)", options_.address.c_str(),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after).count()),
+      std::strerror(stats_.last_error));
   reactor_.modify(fd_, 0);  // the queue stays in the kernel until we look again
   resume_timer_ = reactor_.run_after(options_.retry_after, [this] {
     resume_timer_ = 0;

@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <exception>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
+
+#include "evwheel/log.hpp"
 
 namespace evwheel {
 
@@ -18,6 +21,15 @@ namespace {
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
+}
+
+// For failures of the loop itself: the exception reaches the caller of run(), the log reaches
+// the operator even when that caller does not report it.
+[[noreturn]] void log_and_throw_errno(const char* what) {
+  int error = errno;
+  log(LogLevel::error, "%s: %s", what, std::strerror(error));
+  errno = error;
+  throw_errno(what);
 }
 
 TimePoint monotonic_now() noexcept {
@@ -135,7 +147,10 @@ void Reactor::remove(int fd) noexcept {
   FdSlot& slot = *slot_of(fd);
   slot.handler = nullptr;
   ++slot.generation;  // events of this registration still in the batch no longer match
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  // Fails only for a descriptor closed before its removal (EBADF), a bug in the caller: the
+  // kernel dropped it from the epoll set already, so only the report is left to do.
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) < 0)
+    log(LogLevel::warning, "fd %d: epoll_ctl(DEL): %s (closed before Reactor::remove?)", fd, std::strerror(errno));
 }
 
 bool Reactor::registered(int fd) const noexcept {
@@ -154,7 +169,7 @@ int Reactor::run_once(Duration max_wait) {
   owner_ = std::this_thread::get_id();
   int timeout = arm_timerfd() ? 0 : to_epoll_timeout(max_wait);
   int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
-  if (ready < 0 && errno != EINTR) throw_errno("evwheel: epoll_wait");
+  if (ready < 0 && errno != EINTR) log_and_throw_errno("evwheel: epoll_wait");
   update_now();
   // A handler or timer that throws leaves run_once() before run_posted(): tasks already
   // announced by a consumed wake-up must not wait for some unrelated event.
@@ -280,7 +295,7 @@ bool Reactor::arm_timerfd() {
     spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
   }
   if (timerfd_settime(timer_fd_, TFD_TIMER_ABSTIME, &spec, nullptr) < 0)
-    throw_errno("evwheel: timerfd_settime");
+    log_and_throw_errno("evwheel: timerfd_settime");
   armed_ = due;
   return false;
 }

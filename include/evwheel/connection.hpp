@@ -46,8 +46,8 @@ const char* to_string(CloseReason reason) noexcept;
 class Connection;
 
 // The user's callbacks, one object per endpoint (not per connection).  Exceptions thrown from
-// on_open/on_message/on_high_water/on_drain close the connection with CloseReason::error; the
-// loop keeps running.  Exceptions from on_close are swallowed.
+// on_open/on_message/on_high_water/on_drain are logged (log.hpp) and close the connection with
+// CloseReason::error; the loop keeps running.  Exceptions from on_close are logged and dropped.
 class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;

@@ -20,6 +20,7 @@ class Histogram {
   // The value at quantile q (0 ..= 1), reported as its bucket's upper bound; 0 when empty.
   Duration percentile(double q) const noexcept;
   Duration max() const noexcept { return Duration(max_); }
+  Duration sum() const noexcept { return Duration(sum_); }
   uint64_t count() const noexcept { return count_; }
   void merge(const Histogram& other) noexcept;
   // The samples recorded after `earlier` (a copy of this histogram taken before) — for
@@ -28,13 +29,19 @@ class Histogram {
   Histogram since(const Histogram& earlier) const noexcept;
   void clear() noexcept { *this = Histogram(); }
 
+  // The raw buckets, for exporters: bucket b counts the values of whole microseconds
+  // upper_bound_of(b - 1) + 1 ..= upper_bound_of(b) (bucket 0 holds values below 1 µs, the
+  // last one everything from 2^40 µs up).  Every power of two of microseconds starts a bucket.
+  uint64_t bucket(unsigned b) const noexcept { return buckets_[b]; }
+  static uint64_t upper_bound_of(unsigned bucket) noexcept;
+
  private:
   static unsigned bucket_of(uint64_t micros) noexcept;
-  static uint64_t upper_bound_of(unsigned bucket) noexcept;
 
   std::array<uint64_t, kBuckets> buckets_{};
   uint64_t count_ = 0;
   int64_t max_ = 0;  // nanoseconds
+  int64_t sum_ = 0;  // nanoseconds: 292 years of samples before it overflows
 };
 
 }  // namespace evwheel

@@ -6,7 +6,8 @@
 // reserve is released, the pending connection is accepted and closed at once (shed, so the
 // client learns instead of waiting), and the reserve is taken again.  If even that fails
 // (ENOBUFS/ENOMEM, or the reserve cannot be retaken), accepting pauses for `retry_after` and
-// resumes by itself.  Connections beyond max_connections are shed the same way.
+// resumes by itself.  Connections beyond max_connections are shed the same way.  Sheds (info
+// for max_connections, warning for descriptors), pauses and accept errors are logged (log.hpp).
 #pragma once
 
 #include <cstddef>
@@ -32,6 +33,7 @@ struct ListenerStats {
   uint64_t shed_limit = 0;        // over max_connections
   uint64_t shed_descriptors = 0;  // accepted and closed for lack of descriptors
   uint64_t pauses = 0;            // accepting paused for retry_after
+  uint64_t accept_errors = 0;     // accept failures other than the transient ones (EAGAIN, EINTR, ...)
   int last_error = 0;
 };
 
