@@ -49,11 +49,17 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
   }
 }
 
-Listener::~Listener() {
+Listener::~Listener() { close(); }
+
+void Listener::close() noexcept {
+  if (fd_ < 0) return;
   if (resume_timer_) reactor_.cancel(resume_timer_);
+  resume_timer_ = 0;
   reactor_.remove(fd_);
   ::close(fd_);
+  fd_ = -1;
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
+  reserve_fd_ = -1;
 }
 
 void Listener::shed(int fd) noexcept {
