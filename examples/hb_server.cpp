@@ -1,6 +1,7 @@
 // hb_server — a heartbeat server: pings every connection, closes the silent ones, and prints
 // its counters once a second.  The way to embed evwheel in a Linux service, in one file:
-// a Reactor, an Endpoint with a handler, a Listener, and signals through a signalfd.
+// a Reactor, an Endpoint with a handler, a Listener, and a graceful shutdown on SIGTERM.
+// (pool_server.cpp runs the same service on several cores.)
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -10,8 +11,9 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/shutdown.hpp"
+#include "evwheel/signals.hpp"
 #include "flags.hpp"
-#include "signals.hpp"
 
 namespace {
 
@@ -20,7 +22,8 @@ const char kUsage[] =
     "                 [--idle-timeout-ms I] [--tick-ms T] [--max-conns N] [--reuse-port 0|1]\n"
     "Pings every connection each P ms and closes a peer silent for I ms (defaults: the\n"
     "seed's 15000 and 30000, codec framed).  Prints counters to stderr once a second;\n"
-    "SIGINT/SIGTERM close every connection and exit 0.\n";
+    "SIGINT/SIGTERM stop accepting, give queued output up to 5 s to drain, close every\n"
+    "connection and exit 0.\n";
 
 class Quiet final : public evwheel::ConnectionHandler {};
 
@@ -66,11 +69,15 @@ int main(int argc, char** argv) {
     Quiet handler;
     evwheel::Endpoint endpoint(reactor, handler, options);
     evwheel::Listener listener(endpoint, listener_options);
-    examples::Signals signals(reactor);
+    evwheel::Shutdown shutdown(reactor);
+    shutdown.add(listener);
+    shutdown.add(endpoint);
+    evwheel::Signals signals(reactor, [&](int) {
+      shutdown.start(std::chrono::seconds(5), [&] { reactor.stop(); });
+    });
     std::fprintf(stderr, "hb_server: listening on port %u (codec %s)\n", listener.port(), codec.c_str());
     reactor.run_every(std::chrono::seconds(1), [&] { print_stats(endpoint); });
     reactor.run();
-    endpoint.close_all(evwheel::CloseReason::shutdown);
     print_stats(endpoint);
   } catch (const std::invalid_argument& error) {
     flags.fail(error.what());
