@@ -69,7 +69,8 @@ void Listener::shed(int fd) noexcept {
 }
 
 void Listener::on_io(uint32_t) {
-  for (int i = 0; i < options_.accept_batch; ++i) {
+  // fd_ is checked each round: an on_open may close this listener (a shutdown it started).
+  for (int i = 0; i < options_.accept_batch && fd_ >= 0; ++i) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       if (options_.max_connections && endpoint_.size() >= options_.max_connections) {

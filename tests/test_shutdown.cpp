@@ -185,6 +185,29 @@ TEST_CASE("Listener::close: new clients are refused by the kernel, and close is 
   CHECK(open_fd_count() == fds);
 }
 
+TEST_CASE("Listener::close from inside on_open ends the accept batch cleanly; queued clients are refused") {
+  const std::size_t fds = open_fd_count();
+  {
+    Server server;
+    server.recorder.open_hook = [&](Connection&) { server.listener.close(); };
+    int clients[3];
+    for (int& fd : clients) {
+      fd = raw_connect(server.listener.port());  // all three wait in the accept queue
+      REQUIRE(fd >= 0);
+    }
+    CHECK_NOTHROW(pump_for(server.reactor, 50ms));
+    CHECK(server.recorder.opens == 1);
+    CHECK(server.listener.closed());
+    int reset = 0;
+    for (int fd : clients) {
+      reset += read_to_end(fd, nullptr, 200ms) == ECONNRESET;
+      ::close(fd);
+    }
+    CHECK(reset == 2);  // the two never accepted
+  }
+  CHECK(open_fd_count() == fds);
+}
+
 TEST_CASE("Shutdown: closes the listeners, drains every endpoint, runs done once; a second start does nothing") {
   const std::size_t fds = open_fd_count();
   {
