@@ -43,9 +43,9 @@ std::vector<int> allowed_cpus() {
 
 // The CPU for each thread, or -1 each when not pinning.
 std::vector<int> placement(const ReactorPoolOptions& options) {
-  if (options.reactors < 1) throw std::invalid_argument("evwheel: ReactorPool needs reactors >= 1");
-  if (!options.pin) return std::vector<int>(options.reactors, -1);
   std::vector<int> allowed = allowed_cpus();
+  std::size_t reactors = options.reactors ? options.reactors : allowed.size();
+  if (!options.pin) return std::vector<int>(reactors, -1);
   std::vector<int> cpus = options.cpus.empty() ? allowed : options.cpus;
   for (int cpu : cpus) {
     bool ok = false;
@@ -55,7 +55,7 @@ std::vector<int> placement(const ReactorPoolOptions& options) {
                                   " is not one this process may run on");
   }
   std::vector<int> result;
-  for (std::size_t i = 0; i < options.reactors; ++i) result.push_back(cpus[i % cpus.size()]);
+  for (std::size_t i = 0; i < reactors; ++i) result.push_back(cpus[i % cpus.size()]);
   return result;
 }
 

@@ -85,7 +85,9 @@ TEST_CASE("pool: two reactors accept on one port (SO_REUSEPORT), both serve hear
   {
     Counter counters[2];
     uint16_t port = 0;  // found by reactor 0's setup, used by reactor 1's (setups run in order)
-    ReactorPool pool({}, [&](Reactor& reactor, Shutdown& shutdown, std::size_t index) {
+    ReactorPoolOptions two;
+    two.reactors = 2;
+    ReactorPool pool(two, [&](Reactor& reactor, Shutdown& shutdown, std::size_t index) {
       auto service = std::make_shared<Service>(reactor, counters[index], shutdown,
                                                "127.0.0.1:" + std::to_string(port));
       if (index == 0) port = service->listener.port();
@@ -124,7 +126,9 @@ TEST_CASE("pool: two reactors accept on one port (SO_REUSEPORT), both serve hear
 TEST_CASE("pool: tasks posted to a reactor run on its thread, in posting order, also when posted from another reactor") {
   const std::size_t fds = open_fd_count();
   {
-    ReactorPool pool({}, [](Reactor&, Shutdown&, std::size_t) { return nullptr; });
+    ReactorPoolOptions two;
+    two.reactors = 2;
+    ReactorPool pool(two, [](Reactor&, Shutdown&, std::size_t) { return nullptr; });
     std::thread::id target;
     std::promise<void> known;
     pool.post(1, [&] {
@@ -159,7 +163,7 @@ TEST_CASE("pool: tasks posted to a reactor run on its thread, in posting order, 
   CHECK(open_fd_count() == fds);
 }
 
-TEST_CASE("pool: with pinning each thread runs on exactly its CPU; bad CPUs and sizes are refused") {
+TEST_CASE("pool: with pinning each thread runs on exactly its CPU; bad CPUs are refused; the default is one per CPU") {
   std::vector<int> allowed = allowed_cpus();
   ReactorPoolOptions o;
   o.reactors = 3;
@@ -184,10 +188,8 @@ TEST_CASE("pool: with pinning each thread runs on exactly its CPU; bad CPUs and 
   CHECK_THROWS_AS(ReactorPool(o, none), std::invalid_argument);
   o.cpus = {-1};
   CHECK_THROWS_AS(ReactorPool(o, none), std::invalid_argument);
-  o = ReactorPoolOptions{};
-  o.reactors = 0;
-  CHECK_THROWS_AS(ReactorPool(o, none), std::invalid_argument);
   CHECK_THROWS_AS(ReactorPool({}, nullptr), std::invalid_argument);
+  CHECK(ReactorPool({}, none).size() == allowed.size());
 }
 
 TEST_CASE("pool: threads start with every signal blocked, and the creating thread's mask is unchanged") {
@@ -195,7 +197,9 @@ TEST_CASE("pool: threads start with every signal blocked, and the creating threa
   pthread_sigmask(SIG_BLOCK, nullptr, &before);
   std::vector<sigset_t> masks(2);
   {
-    ReactorPool pool({}, [&](Reactor&, Shutdown&, std::size_t index) {
+    ReactorPoolOptions two;
+    two.reactors = 2;
+    ReactorPool pool(two, [&](Reactor&, Shutdown&, std::size_t index) {
       pthread_sigmask(SIG_BLOCK, nullptr, &masks[index]);
       return nullptr;
     });
@@ -235,7 +239,9 @@ TEST_CASE("pool: stop() ends the loops and destroys each service on its own thre
       ~Owned() { destroyed = std::this_thread::get_id(); }
       std::thread::id& destroyed;
     };
-    ReactorPool pool({}, [&](Reactor&, Shutdown&, std::size_t index) {
+    ReactorPoolOptions two;
+    two.reactors = 2;
+    ReactorPool pool(two, [&](Reactor&, Shutdown&, std::size_t index) {
       made[index] = std::this_thread::get_id();
       return std::make_shared<Owned>(destroyed[index]);
     });

@@ -29,7 +29,8 @@
 namespace evwheel {
 
 struct ReactorPoolOptions {
-  std::size_t reactors = 2;    // threads, each with its own reactor (>= 1)
+  // Threads, each with its own reactor; 0: one per CPU this process may run on.
+  std::size_t reactors = 0;
   // Pin thread i to CPU cpus[i % cpus.size()]; empty: the CPUs this process may run on (its
   // affinity mask), in ascending order.  Without pinning the scheduler may move threads around.
   bool pin = false;
@@ -44,8 +45,8 @@ class ReactorPool {
 
   // Starts the threads and returns once every setup has run.  If a thread cannot be pinned or
   // a setup throws, the threads already running are stopped and joined and the exception is
-  // rethrown here.  Throws std::invalid_argument on bad options (no reactors, a CPU out of
-  // range or not in the process's affinity mask).
+  // rethrown here.  Throws std::invalid_argument on bad options (a CPU out of range or not in
+  // the process's affinity mask) or an empty setup.
   ReactorPool(ReactorPoolOptions options, Setup setup);
   ~ReactorPool();  // stop() and join()
   ReactorPool(const ReactorPool&) = delete;
