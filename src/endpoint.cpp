@@ -181,6 +181,7 @@ void Endpoint::close_all(CloseReason reason) {
 }
 
 void Endpoint::drain(Duration deadline, std::function<void()> done) {
+  if (deadline < Duration::zero()) throw std::invalid_argument("evwheel: drain deadline must not be negative");
   if (draining_) throw std::logic_error("evwheel: Endpoint::drain called twice");
   draining_ = true;
   drained_ = std::move(done);

@@ -1,10 +1,14 @@
 // shutdown — see include/evwheel/shutdown.hpp.
 #include "evwheel/shutdown.hpp"
 
+#include <stdexcept>
+
 namespace evwheel {
 
 bool Shutdown::start(Duration deadline, std::function<void()> done) {
   if (started_) return false;
+  // Checked before anything is closed, so a bad call leaves no half-started shutdown.
+  if (deadline < Duration::zero()) throw std::invalid_argument("evwheel: shutdown deadline must not be negative");
   started_ = true;
   done_ = std::move(done);
   for (Listener* listener : listeners_) listener->close();

@@ -126,7 +126,7 @@ TEST_CASE("drain: connections with nothing queued close at once with a FIN, and 
   CHECK(open_fd_count() == fds);
 }
 
-TEST_CASE("drain: a draining endpoint refuses new connections, and a second drain is an error") {
+TEST_CASE("drain: a draining endpoint refuses new connections; a second drain or a negative deadline is an error") {
   const std::size_t fds = open_fd_count();
   {
     Server server;
@@ -138,6 +138,10 @@ TEST_CASE("drain: a draining endpoint refuses new connections, and a second drai
     CHECK(read_to_end(pair[1]) == kEof);
     ::close(pair[1]);
     CHECK_THROWS_AS(server.endpoint.drain(1s, {}), std::logic_error);
+    Recorder other_recorder;
+    Endpoint other(server.reactor, other_recorder, options(Side::server, 10s, 30s));
+    CHECK_THROWS_AS(other.drain(-1ms, {}), std::invalid_argument);
+    CHECK_FALSE(other.draining());
   }
   CHECK(open_fd_count() == fds);
 }
@@ -248,10 +252,12 @@ TEST_CASE("Shutdown: closes the listeners, drains every endpoint, runs done once
   CHECK(open_fd_count() == fds);
 }
 
-TEST_CASE("Shutdown: with nothing to drain, done is posted at once") {
+TEST_CASE("Shutdown: with nothing to drain, done is posted at once; a negative deadline is refused") {
   Reactor reactor;
   Shutdown shutdown(reactor);
   int done = 0;
+  CHECK_THROWS_AS(shutdown.start(-1ms, {}), std::invalid_argument);
+  CHECK_FALSE(shutdown.started());
   CHECK(shutdown.start(1s, [&] { ++done; }));
   CHECK(done == 0);
   reactor.run_once(0ms);

@@ -79,7 +79,8 @@ class Endpoint {
   // empty) is posted to the reactor once no connection is left, so it may destroy the
   // endpoint; it never runs inside drain(), nor at all if the endpoint is destroyed first.
   // New connections are refused from now on.
-  // Throws std::logic_error if the endpoint is already draining.
+  // Throws std::invalid_argument for a negative deadline, std::logic_error if the endpoint is
+  // already draining.
   void drain(Duration deadline, std::function<void()> done);
   bool draining() const noexcept { return draining_; }
 

@@ -31,7 +31,8 @@ class Shutdown {
 
   // Begins the shutdown; `done` (may be empty) is posted to the reactor when every endpoint has
   // drained — at once if there is none.  Later calls do nothing: a second SIGTERM while
-  // draining does not restart the deadline.  Returns whether this call started it.
+  // draining does not restart the deadline.  Returns whether this call started it; throws
+  // std::invalid_argument for a negative deadline (before closing anything).
   bool start(Duration deadline, std::function<void()> done);
   bool started() const noexcept { return started_; }
   bool finished() const noexcept { return started_ && pending_ == 0; }
