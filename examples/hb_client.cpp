@@ -9,8 +9,8 @@
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/signals.hpp"
 #include "flags.hpp"
-#include "signals.hpp"
 
 namespace {
 
@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
       connectors.push_back(std::make_unique<evwheel::Connector>(endpoint, connector_options));
       connectors.back()->start();
     }
-    examples::Signals signals(reactor);
+    evwheel::Signals signals(reactor, [&](int) { reactor.stop(); });
     reactor.run_every(std::chrono::seconds(1), [&] { client.print(endpoint); });
     reactor.run();
     client.print(endpoint);

@@ -1,6 +1,7 @@
 // hb_server — a heartbeat server: pings every connection, closes the silent ones, and prints
 // its counters once a second.  The way to embed evwheel in a Linux service, in one file:
-// a Reactor, an Endpoint with a handler, a Listener, and signals through a signalfd.
+// a Reactor, an Endpoint with a handler, a Listener, and a graceful shutdown on SIGTERM.
+// (pool_server.cpp runs the same service on several cores.)
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -11,9 +12,10 @@
 #include "evwheel/listener.hpp"
 #include "evwheel/metrics.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/shutdown.hpp"
+#include "evwheel/signals.hpp"
 #include "flags.hpp"
 #include "metrics_http.hpp"
-#include "signals.hpp"
 
 namespace {
 
@@ -24,7 +26,8 @@ const char kUsage[] =
     "Pings every connection each P ms and closes a peer silent for I ms (defaults: the\n"
     "seed's 15000 and 30000, codec framed).  Prints counters to stderr once a second;\n"
     "with --metrics-port, serves them to Prometheus at http://127.0.0.1:M/metrics (0: a free\n"
-    "port, printed).  SIGINT/SIGTERM close every connection and exit 0.\n";
+    "port, printed).  SIGINT/SIGTERM stop accepting, give queued output up to 5 s to drain,\n"
+    "close every connection and exit 0.\n";
 
 class Quiet final : public evwheel::ConnectionHandler {};
 
@@ -71,7 +74,12 @@ int main(int argc, char** argv) {
     Quiet handler;
     evwheel::Endpoint endpoint(reactor, handler, options);
     evwheel::Listener listener(endpoint, listener_options);
-    examples::Signals signals(reactor);
+    evwheel::Shutdown shutdown(reactor);
+    shutdown.add(listener);
+    shutdown.add(endpoint);
+    evwheel::Signals signals(reactor, [&](int) {
+      shutdown.start(std::chrono::seconds(5), [&] { reactor.stop(); });
+    });
     std::fprintf(stderr, "hb_server: listening on port %u (codec %s)\n", listener.port(), codec.c_str());
     std::unique_ptr<examples::MetricsHttp> metrics;
     if (metrics_port >= 0) {
@@ -82,7 +90,6 @@ int main(int argc, char** argv) {
     }
     reactor.run_every(std::chrono::seconds(1), [&] { print_stats(endpoint); });
     reactor.run();
-    endpoint.close_all(evwheel::CloseReason::shutdown);
     print_stats(endpoint);
   } catch (const std::invalid_argument& error) {
     flags.fail(error.what());

@@ -238,6 +238,7 @@ void Connection::flush_output() {
   endpoint_->buffers_.release(output_);
   output_ = nullptr;
   if (peer_eof_) return close(CloseReason::peer_closed, 0);
+  if (endpoint_->draining_) return close(CloseReason::shutdown, 0);
   update_interest();
   if (state_ == State::half_closed) ::shutdown(fd_, SHUT_WR);
   if (high_water_) {

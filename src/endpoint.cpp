@@ -78,6 +78,10 @@ Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions
 }
 
 Endpoint::~Endpoint() {
+  // A drain still under way ends here without its `done`: that promised a live endpoint.
+  if (drain_timer_) reactor_.cancel(drain_timer_);
+  drain_timer_ = 0;
+  draining_ = false;
   close_all(CloseReason::shutdown);
   reactor_.detach(heartbeat_.wheel());
 }
@@ -125,6 +129,10 @@ void Endpoint::recycle(Connection* connection) noexcept {
 }
 
 Connection* Endpoint::adopt(int fd, Connector* owner) {
+  if (draining_) {
+    ::close(fd);
+    return nullptr;
+  }
   try {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0) throw std::system_error(errno, std::generic_category(), "evwheel: fcntl");
@@ -172,9 +180,11 @@ void Endpoint::closed(Connection& connection, CloseReason reason, int error) {
     owners_[fd] = nullptr;
     owner->connection_closed(reason);
   }
+  if (draining_ && open_ == 0) drained();
 }
 
-void Endpoint::close_all(CloseReason reason) {
+template <class Visit>
+void Endpoint::for_each_live(Visit&& visit) {
   for (auto& chunk : chunks_) {
     if (!chunk) continue;
     for (std::size_t word = 0; word < kChunk / 64; ++word) {
@@ -182,10 +192,48 @@ void Endpoint::close_all(CloseReason reason) {
         auto bit = static_cast<std::size_t>(__builtin_ctzll(pending));
         // A close may close others (from on_close): look at the live bit again each time.
         if (!(chunk->live[word] & (uint64_t{1} << bit))) continue;
-        chunk->at(word * 64 + bit)->close(reason, 0);  // no-op if closed and awaiting reclaim
+        visit(*chunk->at(word * 64 + bit));
       }
     }
   }
+}
+
+void Endpoint::close_all(CloseReason reason) {
+  // close() is a no-op for a connection already closed and awaiting reclaim.
+  for_each_live([reason](Connection& connection) { connection.close(reason, 0); });
+}
+
+void Endpoint::drain(Duration deadline, std::function<void()> done) {
+  if (deadline < Duration::zero()) throw std::invalid_argument("evwheel: drain deadline must not be negative");
+  if (draining_) throw std::logic_error("evwheel: Endpoint::drain called twice");
+  draining_ = true;
+  drained_ = std::move(done);
+  // Set before any close: the last close below may already finish the drain (and cancel it).
+  drain_timer_ = reactor_.run_after(deadline, [this] {
+    drain_timer_ = 0;
+    drain_deadline();
+  });
+  for_each_live([](Connection& connection) {
+    if (connection.queued() == 0) connection.close(CloseReason::shutdown, 0);
+  });
+  if (open_ == 0) drained();
+}
+
+void Endpoint::drain_deadline() {
+  for_each_live([](Connection& connection) {
+    if (connection.state_ == Connection::State::closed) return;
+    linger abort{1, 0};
+    ::setsockopt(connection.fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    connection.close(CloseReason::shutdown, 0);
+  });
+}
+
+void Endpoint::drained() {
+  if (!drained_ && !drain_timer_) return;  // finished already
+  if (drain_timer_) reactor_.cancel(drain_timer_);
+  drain_timer_ = 0;
+  if (drained_) reactor_.post(std::move(drained_));
+  drained_ = nullptr;
 }
 
 }  // namespace evwheel

@@ -51,11 +51,17 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
   }
 }
 
-Listener::~Listener() {
+Listener::~Listener() { close(); }
+
+void Listener::close() noexcept {
+  if (fd_ < 0) return;
   if (resume_timer_) reactor_.cancel(resume_timer_);
+  resume_timer_ = 0;
   reactor_.remove(fd_);
   ::close(fd_);
+  fd_ = -1;
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
+  reserve_fd_ = -1;
 }
 
 void Listener::shed(int fd) noexcept {
@@ -65,7 +71,8 @@ void Listener::shed(int fd) noexcept {
 }
 
 void Listener::on_io(uint32_t) {
-  for (int i = 0; i < options_.accept_batch; ++i) {
+  // fd_ is checked each round: an on_open may close this listener (a shutdown it started).
+  for (int i = 0; i < options_.accept_batch && fd_ >= 0; ++i) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       if (options_.max_connections && endpoint_.size() >= options_.max_connections) {

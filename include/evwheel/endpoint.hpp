@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -66,8 +67,22 @@ class Endpoint {
   // Takes a connected socket (made nonblocking here), applies the socket options, starts the
   // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
   // descriptor is closed then.  `owner` is told when the connection closes.
+  // While draining, adopt() refuses: it closes `fd` and returns null.
   Connection* adopt(int fd, Connector* owner = nullptr);
   void close_all(CloseReason reason = CloseReason::shutdown);
+
+  // Graceful shutdown of this endpoint's connections (stop its Listener first: see Shutdown).
+  // Connections with nothing queued close at once; the others stay fully alive (reading,
+  // answering pings, sending) until their queued output has gone to the kernel, and then close.
+  // Whatever is still open `deadline` later is reset (SO_LINGER 0: a peer that does not read
+  // must not keep kernel memory) — every close has CloseReason::shutdown.  `done` (may be
+  // empty) is posted to the reactor once no connection is left, so it may destroy the
+  // endpoint; it never runs inside drain(), nor at all if the endpoint is destroyed first.
+  // New connections are refused from now on.
+  // Throws std::invalid_argument for a negative deadline, std::logic_error if the endpoint is
+  // already draining.
+  void drain(Duration deadline, std::function<void()> done);
+  bool draining() const noexcept { return draining_; }
 
   std::size_t size() const noexcept { return open_; }
   Reactor& reactor() const noexcept { return reactor_; }
@@ -91,6 +106,10 @@ class Endpoint {
   Connection* allocate(int fd);
   void recycle(Connection* connection) noexcept;  // destroys it and closes its descriptor
   void closed(Connection& connection, CloseReason reason, int error);
+  template <class Visit>
+  void for_each_live(Visit&& visit);
+  void drain_deadline();
+  void drained();
   void apply_socket_options(int fd) const;
 
   Reactor& reactor_;
@@ -104,6 +123,9 @@ class Endpoint {
   std::vector<Connector*> owners_;         // by fd, for connections made by a Connector
   std::size_t open_ = 0;
   EndpointStats stats_;
+  bool draining_ = false;
+  TimerId drain_timer_ = 0;
+  std::function<void()> drained_;          // drain()'s `done`, until it is posted
 };
 
 }  // namespace evwheel

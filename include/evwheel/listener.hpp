@@ -46,6 +46,12 @@ class Listener final : private IoHandler {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
+  // Stops accepting for good: the socket leaves the reactor and is closed, so new clients are
+  // refused by the kernel (connections already accepted are the Endpoint's).  Idempotent; the
+  // destructor does it too.  port() keeps the number it had.
+  void close() noexcept;
+  bool closed() const noexcept { return fd_ < 0; }
+
   uint16_t port() const noexcept { return port_; }
   // The listening socket, for socket options evwheel does not wrap (e.g. a SO_REUSEPORT
   // steering program); do not close it.
