@@ -71,8 +71,11 @@ void ProxyGate::hold(int fd) {
     throw;
   }
   waiting->fd = fd;
+  // A proxy writes its header right after connecting, so it is usually in already: then the
+  // socket goes straight on, without an epoll registration or a timer of its own.
+  if (!examine(*waiting, 0)) return;
   try {
-    // A header already received is reported by the first epoll_wait after this.
+    // Bytes that came after the look above are reported by the first epoll_wait after this.
     reactor_.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, *waiting);
   } catch (const std::system_error&) {
     release(*waiting);
@@ -87,25 +90,32 @@ void ProxyGate::expired(TimerEntry& entry) {
   waiting.gate->refuse(waiting, ProxyError::timeout);
 }
 
-void ProxyGate::readable(Waiting& waiting, uint32_t events) {
+bool ProxyGate::examine(Waiting& waiting, uint32_t events) {
   char bytes[kProxyMaxHeader];
   ssize_t got;
   do {
     got = ::recv(waiting.fd, bytes, sizeof bytes, MSG_PEEK);
   } while (got < 0 && errno == EINTR);
-  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // nothing new after all
-  if (got <= 0) return refuse(waiting, ProxyError::closed);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // nothing yet
+  if (got <= 0) {
+    refuse(waiting, ProxyError::closed);
+    return false;
+  }
   ProxyHeader header = parse_proxy_header(std::string_view(bytes, static_cast<std::size_t>(got)), accepted_);
   switch (header.status) {
     case ProxyHeader::Status::need_more:
       // After the peer's FIN nothing more can come to complete it.
-      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) refuse(waiting, ProxyError::closed);
-      return;
+      if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return true;
+      refuse(waiting, ProxyError::closed);
+      return false;
     case ProxyHeader::Status::error:
-      return refuse(waiting, header.error);
+      refuse(waiting, header.error);
+      return false;
     case ProxyHeader::Status::done:
-      return pass(waiting, header, bytes);
+      pass(waiting, header, bytes);
+      return false;
   }
+  return false;
 }
 
 void ProxyGate::pass(Waiting& waiting, const ProxyHeader& header, char* scratch) {

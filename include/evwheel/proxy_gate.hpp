@@ -5,11 +5,13 @@
 // header is refused by the parser, is not complete within the timeout, or whose peer leaves
 // first, is reset (SO_LINGER 0), counted by ProxyError and reported to the error callback.
 //
-// Waiting sockets are registered edge-triggered: each peek sees everything received so far and
-// a new edge comes only with new bytes, so a header arriving in pieces costs one wake-up per
-// piece and an idle one costs none.  Their slots come in chunks kept for reuse, each with an
-// intrusive timer on the reactor's wheel: no allocation per connection once the chunks cover
-// the most sockets ever waiting at once.
+// A socket is first looked at as it is accepted: a proxy sends its header right after
+// connecting, so usually it is complete already and the socket goes straight on.  Otherwise it
+// is registered edge-triggered: each peek sees everything received so far and a new edge comes
+// only with new bytes, so a header arriving in pieces costs one wake-up per piece and an idle
+// one costs none.  Slots come in chunks kept for reuse, each with an intrusive timer on the
+// reactor's wheel: no allocation per connection once the chunks cover the most sockets ever
+// waiting at once.
 #pragma once
 
 #include <cstddef>
@@ -47,7 +49,7 @@ class ProxyGate {
  private:
   struct Waiting final : IoHandler, TimerEntry {
     Waiting() noexcept : TimerEntry(&ProxyGate::expired) {}
-    void on_io(uint32_t events) override { gate->readable(*this, events); }
+    void on_io(uint32_t events) override { gate->examine(*this, events); }
     ProxyGate* gate = nullptr;
     int fd = -1;  // -1: the slot is free
     Waiting* next_free = nullptr;
@@ -60,7 +62,9 @@ class ProxyGate {
   static void expired(TimerEntry& entry);
   Waiting& take_slot();
   void release(Waiting& waiting) noexcept;  // unregisters and frees the slot; the fd stays open
-  void readable(Waiting& waiting, uint32_t events);
+  // Peeks and acts on what has arrived; true while the socket still waits for more.  False
+  // after it was passed on or refused, when the gate itself may be gone (see pass()).
+  bool examine(Waiting& waiting, uint32_t events);
   void pass(Waiting& waiting, const ProxyHeader& header, char* scratch);
   void refuse(Waiting& waiting, ProxyError reason);
 
