@@ -1,5 +1,6 @@
 // The PROXY protocol against a real HAProxy: a child `haproxy -db` with two frontends, one whose
-// server line says send-proxy (v1) and one send-proxy-v2, in front of two in-process evwheel
+// server line says send-proxy (v1) and one send-proxy-v2 (with a CRC32C TLV, which evwheel skips
+// without checking), in front of two in-process evwheel
 // listeners.  Clients connect through it from 127.0.0.5; the evwheel side must see that address
 // (and the client's port) as the client, and framed pings, pongs and data must pass both ways.
 // Skipped, with a message saying so, when no haproxy binary is installed (.ci/run installs it).
@@ -161,7 +162,8 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
           << "frontend fe_v1\n    bind fd@" << at[0] << "\n    default_backend be_v1\n"
           << "backend be_v1\n    server evwheel 127.0.0.1:" << v1.listener.port() << " send-proxy\n"
           << "frontend fe_v2\n    bind fd@" << at[1] << "\n    default_backend be_v2\n"
-          << "backend be_v2\n    server evwheel 127.0.0.1:" << v2.listener.port() << " send-proxy-v2\n";
+          << "backend be_v2\n    server evwheel 127.0.0.1:" << v2.listener.port()
+          << " send-proxy-v2 proxy-v2-options crc32c\n";  // a TLV for the parser to skip
     }
     pid_t pid = spawn_haproxy(haproxy, config, log, {front1_fd, front2_fd}, at);
     REQUIRE(pid > 0);
@@ -181,7 +183,13 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
       return c1.pings >= 2 && c2.pings >= 2 && !c1.data.empty() && !c2.data.empty() &&
              v1.endpoint.heartbeat_stats().pongs_received >= 2 && v2.endpoint.heartbeat_stats().pongs_received >= 2;
     }, 10s);
-    if (!through) MESSAGE("haproxy output:\n" << read_file(log));
+    if (!through)
+      MESSAGE("client pings " << c1.pings << "/" << c2.pings << ", data " << c1.data.size() << "/" << c2.data.size()
+              << ", server opens " << v1.handler.opens << "/" << v2.handler.opens << ", pongs "
+              << v1.endpoint.heartbeat_stats().pongs_received << "/" << v2.endpoint.heartbeat_stats().pongs_received
+              << ", refused " << v1.failures() << "/" << v2.failures() << ", awaiting "
+              << v1.listener.awaiting_header() << "/" << v2.listener.awaiting_header() << "\nhaproxy output:\n"
+              << read_file(log));
     CHECK(through);
     REQUIRE(v1.clients.size() == 1);
     REQUIRE(v2.clients.size() == 1);
