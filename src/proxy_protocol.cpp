@@ -8,6 +8,9 @@
 
 namespace evwheel {
 
+static_assert(static_cast<std::size_t>(ProxyError::closed) + 1 == kProxyErrors,
+              "ListenerStats::proxy_failures has one counter per ProxyError");
+
 const char* to_string(ProxyError error) noexcept {
   switch (error) {
     case ProxyError::none: return "none";

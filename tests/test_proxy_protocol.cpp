@@ -290,3 +290,9 @@ TEST_CASE("mutated headers: longer input never changes a verdict, done never exc
     }
   }
 }
+
+TEST_CASE("every ProxyError has its own name") {
+  const char* names[kProxyErrors] = {"none", "not_proxy", "wrong_version", "malformed", "unsupported", "too_long",
+                                     "timeout", "closed"};
+  for (std::size_t i = 0; i < kProxyErrors; ++i) CHECK(std::string(to_string(static_cast<ProxyError>(i))) == names[i]);
+}
