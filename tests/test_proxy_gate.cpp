@@ -83,14 +83,6 @@ std::string echo_of(Server& server, int fd, Duration timeout = 3s) {
   return payload;
 }
 
-// The port of the local end of `fd`, as text.
-std::string local_address(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  return to_string(address);
-}
-
 }  // namespace
 
 TEST_CASE("a v1 header and data in one write: on_open sees the proxied client, the data arrives") {
@@ -200,6 +192,27 @@ TEST_CASE("bad headers are reset and counted by reason, and the callback hears t
     CHECK(server.listener.stats().accepted == cases.size());
     CHECK(server.listener.awaiting_header() == 0);
     CHECK(server.endpoint.size() == 0);
+  }
+  CHECK(open_fd_count() == fds);
+}
+
+TEST_CASE("a header refused after the socket waited is reset and counted like one refused at accept") {
+  const std::size_t fds = open_fd_count();
+  {
+    Server server(ProxyProtocol::v2);
+    int client = raw_connect(server.listener.port());
+    REQUIRE(client >= 0);
+    REQUIRE(pump_until(server.reactor, [&] { return server.listener.awaiting_header() == 1; }));
+    std::string header = v2_header();
+    header[12] = '\x22';  // command 2: no such command
+    REQUIRE(write_all(client, header));
+    REQUIRE(server.pump_until_refused(1));
+    CHECK(server.errors[0].first == ProxyError::unsupported);
+    CHECK(server.failures(ProxyError::unsupported) == 1);
+    CHECK(read_to_end(client) == ECONNRESET);
+    CHECK(server.listener.awaiting_header() == 0);
+    CHECK(server.handler.opens == 0);
+    ::close(client);
   }
   CHECK(open_fd_count() == fds);
 }

@@ -56,13 +56,6 @@ std::string read_file(const std::string& name) {
   return text.str();
 }
 
-std::string local_address(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof address;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  return to_string(address);
-}
-
 // One evwheel server behind HAProxy: pings every 30 ms, echoes data, records the client
 // address each connection reports in on_open and the failures of its PROXY handshakes.
 struct Backend {
