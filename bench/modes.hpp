@@ -15,7 +15,8 @@
   X(timers) \
   X(conns) \
   X(floor) \
-  X(throughput)
+  X(throughput) \
+  X(proxy)
 
 namespace bench {
 

@@ -42,4 +42,12 @@ std::string to_string(const sockaddr_in& address) {
   return std::string(host) + ":" + std::to_string(ntohs(address.sin_port));
 }
 
+std::string to_string(const SocketAddress& address) {
+  if (address.any.sa_family == AF_INET) return to_string(address.v4);
+  if (address.any.sa_family != AF_INET6) return "-";
+  char host[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &address.v6.sin6_addr, host, sizeof host);
+  return "[" + std::string(host) + "]:" + std::to_string(ntohs(address.v6.sin6_port));
+}
+
 }  // namespace evwheel

@@ -128,10 +128,33 @@ void Endpoint::recycle(Connection* connection) noexcept {
   ::close(fd);
 }
 
-Connection* Endpoint::adopt(int fd, Connector* owner) {
+Connection* Endpoint::adopt(int fd, Connector* owner) { return admit(fd, owner, nullptr); }
+
+Connection* Endpoint::adopt_proxied(int fd, const SocketAddress& client) { return admit(fd, nullptr, &client); }
+
+SocketAddress Endpoint::peer_address(const Connection& connection) const noexcept {
+  auto index = static_cast<std::size_t>(connection.fd_);
+  if (index < proxied_clients_.size() && proxied_clients_[index].any.sa_family != AF_UNSPEC)
+    return proxied_clients_[index];
+  SocketAddress address{};
+  socklen_t length = sizeof address;
+  if (::getpeername(connection.fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
+  return address;
+}
+
+Connection* Endpoint::admit(int fd, Connector* owner, const SocketAddress* client) {
   if (draining_) {
     ::close(fd);
     return nullptr;
+  }
+  // Written before anything can fail: a descriptor number is reused, and a stale entry from
+  // an earlier connection must never show through.
+  auto index = static_cast<std::size_t>(fd);
+  if (client) {
+    if (index >= proxied_clients_.size()) proxied_clients_.resize(index + 1, SocketAddress{});
+    proxied_clients_[index] = *client;
+  } else if (index < proxied_clients_.size()) {
+    proxied_clients_[index].any.sa_family = AF_UNSPEC;
   }
   try {
     int flags = ::fcntl(fd, F_GETFL);

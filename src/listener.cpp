@@ -23,6 +23,8 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
     : endpoint_(endpoint), reactor_(endpoint.reactor()), options_(std::move(options)) {
   if (options_.backlog < 1) throw std::invalid_argument("evwheel: listener backlog must be >= 1");
   if (options_.accept_batch < 1) throw std::invalid_argument("evwheel: listener accept_batch must be >= 1");
+  if (options_.proxy_protocol != ProxyProtocol::off && options_.proxy_timeout <= Duration::zero())
+    throw std::invalid_argument("evwheel: listener proxy_timeout must be > 0");
   sockaddr_in address = parse_address(options_.address);
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "evwheel: socket");
@@ -43,6 +45,9 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
   port_ = ntohs(address.sin_port);
   reserve_fd_ = open_reserve();
   try {
+    if (options_.proxy_protocol != ProxyProtocol::off)
+      gate_ = std::make_unique<ProxyGate>(endpoint_, options_.proxy_protocol, options_.proxy_timeout,
+                                          stats_.proxy_failures, options_.on_proxy_error);
     reactor_.add(fd_, EPOLLIN, *this);
   } catch (...) {
     if (reserve_fd_ >= 0) ::close(reserve_fd_);
@@ -75,7 +80,7 @@ void Listener::on_io(uint32_t) {
   for (int i = 0; i < options_.accept_batch && fd_ >= 0; ++i) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      if (options_.max_connections && endpoint_.size() >= options_.max_connections) {
+      if (options_.max_connections && endpoint_.size() + awaiting_header() >= options_.max_connections) {
         ++stats_.shed_limit;
         log(LogLevel::info, "listener %s: shed a connection: max_connections (%zu) reached",
             options_.address.c_str(), options_.max_connections);
@@ -83,7 +88,11 @@ void Listener::on_io(uint32_t) {
         continue;
       }
       ++stats_.accepted;
-      endpoint_.adopt(fd);
+      if (gate_) {
+        gate_->hold(fd);
+      } else {
+        endpoint_.adopt(fd);
+      }
       continue;
     }
     int error = errno;

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "evwheel/address.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
 #include "evwheel/endpoint.hpp"
@@ -155,6 +156,14 @@ inline std::string peer_host(int fd) {
   char host[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &address.sin_addr, host, sizeof host);
   return host;
+}
+
+// The local address of socket `fd` as HOST:PORT (what the peer sees as its client address).
+inline std::string local_address(int fd) {
+  sockaddr_in address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0) return "?";
+  return evwheel::to_string(address);
 }
 
 // One frame of the framed codec: 4-byte big-endian length, type byte, payload (length may lie).

@@ -110,3 +110,16 @@ TEST_CASE("to_string writes HOST:PORT and round-trips through parse_address") {
   CHECK(evwheel::to_string(parse_address("*:0")) == "0.0.0.0:0");
   CHECK(evwheel::to_string(parse_address(":8080")) == "0.0.0.0:8080");
 }
+
+TEST_CASE("to_string of a SocketAddress: IPv4 as HOST:PORT, IPv6 in brackets, '-' for none") {
+  evwheel::SocketAddress address{};
+  CHECK(evwheel::to_string(address) == "-");
+  address.v4 = parse_address("192.0.2.1:443");
+  CHECK(evwheel::to_string(address) == "192.0.2.1:443");
+  address = evwheel::SocketAddress{};
+  address.v6.sin6_family = AF_INET6;
+  address.v6.sin6_port = htons(8080);
+  REQUIRE(::inet_pton(AF_INET6, "2001:db8::1", &address.v6.sin6_addr) == 1);
+  CHECK(evwheel::to_string(address) == "[2001:db8::1]:8080");
+  CHECK(sizeof(evwheel::SocketAddress) == sizeof(sockaddr_in6));  // the reason it is a union
+}

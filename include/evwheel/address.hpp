@@ -1,5 +1,6 @@
 // address — "HOST:PORT" text to an IPv4 socket address and back.  HOST is a dotted quad,
-// "localhost", or "*" / empty for every local address.
+// "localhost", or "*" / empty for every local address.  SocketAddress holds either family, for
+// client addresses that a proxy reports (the PROXY protocol can carry IPv6 ones).
 #pragma once
 
 #include <netinet/in.h>
@@ -14,5 +15,15 @@ sockaddr_in parse_address(std::string_view text);
 // Throws std::invalid_argument unless `text` is a dotted-quad IPv4 address.
 in_addr parse_host(std::string_view text);
 std::string to_string(const sockaddr_in& address);
+
+// An IPv4 or IPv6 address with its port, told apart by `any.sa_family` (AF_INET, AF_INET6, or
+// AF_UNSPEC for "none").  A union, not sockaddr_storage: 28 bytes instead of 128.
+union SocketAddress {
+  sockaddr any;
+  sockaddr_in v4;
+  sockaddr_in6 v6;
+};
+// "1.2.3.4:80", "[::1]:80", or "-" for AF_UNSPEC.
+std::string to_string(const SocketAddress& address);
 
 }  // namespace evwheel

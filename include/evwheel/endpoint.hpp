@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "evwheel/address.hpp"
 #include "evwheel/buffer.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
@@ -69,6 +70,12 @@ class Endpoint {
   // descriptor is closed then.  `owner` is told when the connection closes.
   // While draining, adopt() refuses: it closes `fd` and returns null.
   Connection* adopt(int fd, Connector* owner = nullptr);
+  // adopt() for a socket whose real client is `client` (a PROXY protocol header named it):
+  // peer_address() reports `client` for this connection, from on_open through on_close.
+  Connection* adopt_proxied(int fd, const SocketAddress& client);
+  // The client's address: the one given to adopt_proxied(), else the socket's peer
+  // (getpeername); family AF_UNSPEC when the socket no longer has one (it was reset).
+  SocketAddress peer_address(const Connection& connection) const noexcept;
   void close_all(CloseReason reason = CloseReason::shutdown);
 
   // Graceful shutdown of this endpoint's connections (stop its Listener first: see Shutdown).
@@ -103,6 +110,7 @@ class Endpoint {
   static constexpr std::size_t kChunk = 512;
   struct Chunk;
 
+  Connection* admit(int fd, Connector* owner, const SocketAddress* client);
   Connection* allocate(int fd);
   void recycle(Connection* connection) noexcept;  // destroys it and closes its descriptor
   void closed(Connection& connection, CloseReason reason, int error);
@@ -121,6 +129,9 @@ class Endpoint {
   std::unique_ptr<char[]> scratch_;
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::vector<Connector*> owners_;         // by fd, for connections made by a Connector
+  // By fd, for adopt_proxied(); AF_UNSPEC: no proxied client.  Grows only when proxied
+  // connections come, so endpoints without the PROXY protocol pay nothing.
+  std::vector<SocketAddress> proxied_clients_;
   std::size_t open_ = 0;
   EndpointStats stats_;
   bool draining_ = false;

@@ -8,13 +8,21 @@
 // (ENOBUFS/ENOMEM, or the reserve cannot be retaken), accepting pauses for `retry_after` and
 // resumes by itself.  Connections beyond max_connections are shed the same way.  Sheds (info
 // for max_connections, warning for descriptors), pauses and accept errors are logged (log.hpp).
+//
+// PROXY protocol (proxy_protocol != off): each accepted socket first waits in a ProxyGate (see
+// proxy_gate.hpp) for the header a proxy such as HAProxy sends; the Endpoint gets it, and
+// on_open runs, only once the header is in, and Endpoint::peer_address() then reports the
+// client the header named.  Sockets still waiting count toward max_connections.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "evwheel/endpoint.hpp"
+#include "evwheel/proxy_gate.hpp"
+#include "evwheel/proxy_protocol.hpp"
 #include "evwheel/reactor.hpp"
 
 namespace evwheel {
@@ -26,6 +34,9 @@ struct ListenerOptions {
   std::size_t max_connections = 0;      // 0: no limit besides descriptors
   int accept_batch = 64;                // accepts per readiness event, so accepting cannot starve I/O
   Duration retry_after = std::chrono::milliseconds(100);
+  ProxyProtocol proxy_protocol = ProxyProtocol::off;  // which PROXY headers to require
+  Duration proxy_timeout = std::chrono::seconds(5);    // for the whole header, from accept
+  ProxyErrorCallback on_proxy_error = nullptr;         // optional; see ProxyErrorCallback
 };
 
 struct ListenerStats {
@@ -35,6 +46,7 @@ struct ListenerStats {
   uint64_t pauses = 0;            // accepting paused for retry_after
   uint64_t accept_errors = 0;     // accept failures other than the transient ones (EAGAIN, EINTR, ...)
   int last_error = 0;
+  uint64_t proxy_failures[kProxyErrors] = {};  // by ProxyError: reset before their header was in
 };
 
 class Listener final : private IoHandler {
@@ -57,6 +69,8 @@ class Listener final : private IoHandler {
   // steering program); do not close it.
   int fd() const noexcept { return fd_; }
   const ListenerStats& stats() const noexcept { return stats_; }
+  // Accepted sockets whose PROXY header has not arrived yet.
+  std::size_t awaiting_header() const noexcept { return gate_ ? gate_->waiting() : 0; }
 
  private:
   void on_io(uint32_t events) override;
@@ -72,6 +86,7 @@ class Listener final : private IoHandler {
   uint16_t port_ = 0;
   TimerId resume_timer_ = 0;
   ListenerStats stats_;
+  std::unique_ptr<ProxyGate> gate_;  // only with the PROXY protocol; after the members it uses
 };
 
 }  // namespace evwheel

@@ -1,0 +1,82 @@
+// proxy_gate — where a Listener with the PROXY protocol keeps accepted sockets until their
+// header has arrived.  It then takes exactly the header's bytes off the socket (it only peeks
+// before that), so application bytes that came in the same segment stay for the Connection,
+// and hands the socket to the Endpoint with the client the header named.  A socket whose
+// header is refused by the parser, is not complete within the timeout, or whose peer leaves
+// first, is reset (SO_LINGER 0), counted by ProxyError and reported to the error callback.
+//
+// A socket is first looked at as it is accepted: a proxy sends its header right after
+// connecting, so usually it is complete already and the socket goes straight on.  Otherwise it
+// is registered edge-triggered: each peek sees everything received so far and a new edge comes
+// only with new bytes, so a header arriving in pieces costs one wake-up per piece and an idle
+// one costs none.  Slots come in chunks kept for reuse, each with an intrusive timer on the
+// reactor's wheel: no allocation per connection once the chunks cover the most sockets ever
+// waiting at once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "evwheel/address.hpp"
+#include "evwheel/endpoint.hpp"
+#include "evwheel/proxy_protocol.hpp"
+#include "evwheel/reactor.hpp"
+#include "evwheel/timer_wheel.hpp"
+
+namespace evwheel {
+
+// Told about each refused socket: the reason and the socket's own peer (the proxy, or whoever
+// connected directly).  Exceptions it throws are swallowed; it must not destroy the Listener.
+using ProxyErrorCallback = std::function<void(ProxyError, const SocketAddress& peer)>;
+
+class ProxyGate {
+ public:
+  // `failures` (counts by ProxyError) and `on_error` (may be empty) must outlive the gate.
+  ProxyGate(Endpoint& endpoint, ProxyProtocol accepted, Duration timeout, uint64_t (&failures)[kProxyErrors],
+            const ProxyErrorCallback& on_error);
+  // Resets every socket still waiting (not counted as a failure).
+  ~ProxyGate();
+  ProxyGate(const ProxyGate&) = delete;
+  ProxyGate& operator=(const ProxyGate&) = delete;
+
+  // Takes an accepted socket; the Endpoint gets it once its header is in.
+  void hold(int fd);
+  std::size_t waiting() const noexcept { return waiting_; }
+
+ private:
+  struct Waiting final : IoHandler, TimerEntry {
+    Waiting() noexcept : TimerEntry(&ProxyGate::expired) {}
+    void on_io(uint32_t events) override { gate->examine(*this, events); }
+    ProxyGate* gate = nullptr;
+    int fd = -1;  // -1: the slot is free
+    Waiting* next_free = nullptr;
+  };
+  static constexpr std::size_t kChunk = 64;
+  struct Chunk {
+    Waiting slots[kChunk];
+  };
+
+  static void expired(TimerEntry& entry);
+  Waiting& take_slot();
+  void release(Waiting& waiting) noexcept;  // unregisters and frees the slot; the fd stays open
+  // Peeks and acts on what has arrived; true while the socket still waits for more.  False
+  // after it was passed on or refused, when the gate itself may be gone (see pass()).
+  bool examine(Waiting& waiting, uint32_t events);
+  void pass(Waiting& waiting, const ProxyHeader& header, char* scratch);
+  void refuse(Waiting& waiting, ProxyError reason);
+
+  Endpoint& endpoint_;
+  Reactor& reactor_;
+  ProxyProtocol accepted_;
+  Duration timeout_;
+  uint64_t (&failures_)[kProxyErrors];
+  const ProxyErrorCallback& on_error_;
+  std::vector<std::unique_ptr<Chunk>> chunks_;  // chunks never move: epoll and the wheel point in
+  Waiting* free_ = nullptr;
+  std::size_t waiting_ = 0;
+};
+
+}  // namespace evwheel
