@@ -2,6 +2,7 @@
 // whether a benchmark shared its CPUs with other load (then its wall-clock results are noisy).
 #pragma once
 
+#include <dirent.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace bench {
 
-// A process's CPU time so far: on a CPU, and waiting on a run queue for one (the machine was
+// A process's CPU time so far (all its threads): on a CPU, and waiting on a run queue for one (the machine was
 // busy).  From /proc/<pid>/schedstat in nanoseconds; where the kernel keeps no schedstat,
 // on-CPU time comes from /proc/<pid>/stat's utime + stime ticks and waiting is unknown (-1).
 struct CpuTimes {
@@ -21,10 +22,21 @@ struct CpuTimes {
 
 inline CpuTimes cpu_times(const std::string& pid) {
   const std::string proc = "/proc/" + pid;
-  CpuTimes times;
-  {
-    std::ifstream schedstat(proc + "/schedstat");
-    if (schedstat >> times.on_cpu_ns >> times.waiting_ns) return times;
+  CpuTimes times{0, 0};
+  // /proc/<pid>/schedstat is the main thread's alone: sum every thread's.
+  if (DIR* tasks = opendir((proc + "/task").c_str())) {
+    bool any = false;
+    while (dirent* task = readdir(tasks)) {
+      if (task->d_name[0] == '.') continue;
+      std::ifstream schedstat(proc + "/task/" + task->d_name + "/schedstat");
+      int64_t on_cpu = 0, waiting = 0;
+      if (!(schedstat >> on_cpu >> waiting)) continue;
+      times.on_cpu_ns += on_cpu;
+      times.waiting_ns += waiting;
+      any = true;
+    }
+    closedir(tasks);
+    if (any) return times;
   }
   times = CpuTimes{};
   std::ifstream stat(proc + "/stat");
