@@ -38,7 +38,7 @@ const char conns_usage[] =
     "                    [--duration 10] [--mute-fraction 0.1] [--codec framed|seed]\n"
     "                    [--timers wheel|heap|both] [--tick-ms 0] [--server-cpu 0]\n"
     "                    [--client-cpu 1] [--port 0] [--floor-seconds 2] [--json FILE]\n"
-    "                    [--svg FILE]\n"
+    "                    [--svg FILE] [--reactors 1]\n"
     "    N real loopback connections held by server worker processes pinned to one core\n"
     "    (SO_REUSEPORT, as many as the descriptor limit needs), driven by client processes\n"
     "    pinned to another (source addresses 127.0.0.2, 127.0.0.3, ...): ramp, a steady state\n"
@@ -49,7 +49,9 @@ const char conns_usage[] =
     "    every read (what libuv/libevent users write); both: wheel, then heap, same load.\n"
     "    First measures the kernel's floor per heartbeat message on the server core (see\n"
     "    `floor`) for --floor-seconds, and reports server CPU per heartbeat against it.\n"
-    "    --svg: connections held and server CPU over time (FILE-heap.svg for the heap run).\n";
+    "    --svg: connections held and server CPU over time (FILE-heap.svg for the heap run).\n"
+    "    --reactors R: the wheel server as one process with a ReactorPool of R threads, pinned\n"
+    "    to the server CPU and the allowed CPUs after it (server CPU % is then of R cores).\n";
 
 namespace conns {
 
@@ -578,6 +580,9 @@ int parse(int argc, char** argv, Options* o, Choice* choice) {
     } else if ((v = sys::option("--port", argc, argv, &i, &missing))) {
       if (!parse_int(v, 0, 65535, &n)) return bad("--port", "a port number (0: a free one)");
       o->port = static_cast<uint16_t>(n);
+    } else if ((v = sys::option("--reactors", argc, argv, &i, &missing))) {
+      if (!parse_int(v, 1, 64, &n)) return bad("--reactors", "a number of reactors in 1 ..= 64");
+      o->reactors = static_cast<int>(n);
     } else if ((v = sys::option("--json", argc, argv, &i, &missing))) {
       o->json = v;
     } else if ((v = sys::option("--svg", argc, argv, &i, &missing))) {
@@ -595,6 +600,8 @@ int parse(int argc, char** argv, Options* o, Choice* choice) {
     return usage_error("conns: --idle-timeout-ms (" + std::to_string(o->idle_ms) +
                        ") must be longer than --ping-interval-ms (" + std::to_string(o->ping_ms) + ")");
   if (o->tick_ms > o->ping_ms) return usage_error("conns: --tick-ms must not exceed --ping-interval-ms");
+  if (o->reactors > 1 && choice->heap)
+    return usage_error("conns: --reactors applies to the wheel server only (use --timers wheel)");
   return 0;
 }
 
@@ -616,6 +623,11 @@ int make_plan(const Options& o, Plan* plan) {
     return usage_error("conns: " + std::to_string(o.conns) + " connections need " + std::to_string(processes) +
                        " processes per side, more than " + std::to_string(kMaxProcesses));
   plan->workers = plan->clients = static_cast<int>(processes);
+  // The steering program counts listeners in the order they listen; a worker's R reactors
+  // listen in an order of their own, so R > 1 keeps to one worker (and its descriptor limit).
+  if (o.reactors > 1 && plan->workers > 1)
+    return usage_error("conns: --reactors " + std::to_string(o.reactors) + " needs --conns <= " +
+                       std::to_string(plan->per_process) + " (one server process)");
   return 0;
 }
 
@@ -689,9 +701,9 @@ const Row kRows[] = {
 };
 
 void print_table(const std::vector<Result>& results, const Options& o) {
-  std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%" PRId64 " ms, %.0f s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d\n",
+  std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%" PRId64 " ms, %.0f s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d, %d reactor(s) per server process\n",
               o.conns, o.ping_ms, o.idle_ms, o.tick_ms ? o.tick_ms : std::clamp<int64_t>(o.ping_ms / 16, 1, 1000),
-              o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed", o.server_cpu, o.client_cpu);
+              o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed", o.server_cpu, o.client_cpu, o.reactors);
   std::printf("%-30s", "timers");
   for (const Result& r : results) std::printf(" %28s", to_string(r.timers));
   std::printf("\n");
@@ -761,9 +773,9 @@ bool write_json(const std::string& path, const std::vector<Result>& results, con
   if (f == nullptr) return false;
   std::fprintf(f, "{\n  \"command\": %s,\n", json_string(command_line()).c_str());
   std::fprintf(f, "  \"options\": {\"conns\": %" PRIu64 ", \"ping_interval_ms\": %" PRId64 ", \"idle_timeout_ms\": %" PRId64
-               ", \"tick_ms\": %" PRId64 ", \"duration_s\": %g, \"mute_fraction\": %g, \"codec\": \"%s\", \"server_cpu\": %d, \"client_cpu\": %d},\n",
+               ", \"tick_ms\": %" PRId64 ", \"duration_s\": %g, \"mute_fraction\": %g, \"codec\": \"%s\", \"server_cpu\": %d, \"client_cpu\": %d, \"reactors\": %d},\n",
                o.conns, o.ping_ms, o.idle_ms, o.tick_ms, o.duration_s, o.mute_fraction, o.seed ? "seed" : "framed",
-               o.server_cpu, o.client_cpu);
+               o.server_cpu, o.client_cpu, o.reactors);
   std::fprintf(f, "  \"plan\": {\"descriptor_limit\": %ld, \"per_process\": %" PRIu64 ", \"server_processes\": %d, \"client_processes\": %d},\n",
                plan.descriptor_limit, plan.per_process, plan.workers, plan.clients);
   std::fprintf(f, "  \"runs\": [\n");

@@ -32,6 +32,7 @@ struct Options {
   bool seed = false;              // codec: seed ("ping"/"pong") instead of framed
   int server_cpu = 0;
   int client_cpu = 1;
+  int reactors = 1;               // per server worker: a ReactorPool of this many threads
   uint16_t port = 0;              // 0: a free one
   double floor_seconds = 2;       // the kernel floor measured first; 0 skips it
   std::string json;

@@ -64,6 +64,9 @@ TEST_CASE("evwheel-bench conns rejects bad arguments with one line and status 2"
       "conns --timers list",
       "conns --duration",
       "conns --frobnicate 1",
+      "conns --reactors 0",
+      "conns --reactors 2 --timers heap",
+      "conns --reactors 2 --conns 100000",
       "nosuchmode",
   };
   for (const char* arguments : bad) {
