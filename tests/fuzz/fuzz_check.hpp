@@ -13,6 +13,8 @@ namespace fuzz {
   throw std::logic_error(std::string(file) + ":" + std::to_string(line) + ": property failed: " + what);
 }
 
+[[noreturn]] inline void failed(const std::string& what) { throw std::logic_error("property failed: " + what); }
+
 }  // namespace fuzz
 
 #define FUZZ_CHECK(cond)                                             \
