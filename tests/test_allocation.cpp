@@ -583,8 +583,11 @@ TEST_CASE("reactor dispatch, a repeating timer and timerfd re-arming allocate no
 namespace {
 
 constexpr std::size_t kConnections = 200;
-constexpr Duration kInterval = 10ms;  // P
-constexpr Duration kIdle = 50ms;      // I
+// A pinging side closes a peer whose ping stays unanswered for I - P, so that gap must outlast
+// the loop stalls of a loaded machine or a sanitizer build (200 connections in one process);
+// with one ping outstanding at a time, P bounds how many round trips the checks can expect.
+constexpr Duration kInterval = 20ms;  // P
+constexpr Duration kIdle = 250ms;     // I
 
 // Counts what happens, allocation-free; the server side echoes data frames.
 struct Tally final : ConnectionHandler {
