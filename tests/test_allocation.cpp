@@ -425,6 +425,9 @@ TEST_CASE("the allocation hook behaves like the default operator new: size 0, ne
   CHECK(::operator new(impossible, std::nothrow) == nullptr);
   CHECK(::operator new(impossible, std::align_val_t{64}, std::nothrow) == nullptr);
   CHECK_THROWS_AS(static_cast<void>(::operator new[](impossible, std::align_val_t{64})), std::bad_alloc);
+#else
+  MESSAGE("sanitizer build: the impossible-size checks (new_handler, bad_alloc, nothrow) are skipped, "
+          "the sanitizer's malloc aborts on such a size instead of returning null");
 #endif
 }
 
