@@ -1,5 +1,7 @@
 // codec_split — the property both codec fuzz targets check: decoding a byte stream gives the
-// same frames, and the same error, however the stream is cut into reads.
+// same frames, and the same error, however the stream is cut into reads — and those are the
+// frames and the error that the wire format in include/evwheel/codec.hpp defines, as read by
+// a plain parser here (framed_by_spec, seed_by_spec) that knows nothing of the codec's code.
 //
 // A fuzz input is  [split count n] [n chunk lengths, one byte each] [the stream ...];
 // the stream is fed in chunks of those lengths (a zero-length read included), the rest last.
@@ -76,14 +78,54 @@ inline Decoded decode_in_chunks(const evwheel::Codec& codec, std::string_view st
   return out;
 }
 
-// The property: chunked decoding equals decoding the whole stream in one read.
-inline void check_any_split(const evwheel::Codec& codec, const uint8_t* data, std::size_t size) {
+// The framed format: a 4-byte big-endian length, a type byte (0..2), the payload; a length
+// above max_frame or another type is an error as soon as the header is there.
+inline Decoded framed_by_spec(std::string_view stream, uint32_t max_frame) {
+  Decoded out;
+  while (stream.size() >= 5) {
+    uint32_t length = 0;
+    for (int i = 0; i < 4; ++i) length = length << 8 | static_cast<unsigned char>(stream[static_cast<std::size_t>(i)]);
+    const auto type = static_cast<unsigned char>(stream[4]);
+    if (length > max_frame || type > 2) {
+      out.error = true;
+      break;
+    }
+    if (stream.size() - 5 < length) break;
+    out.frames.emplace_back(static_cast<evwheel::FrameType>(type), std::string(stream.substr(5, length)));
+    stream.remove_prefix(5 + length);
+  }
+  return out;
+}
+
+// The seed format: "ping" and "pong" back to back; bytes that cannot begin either are an error.
+inline Decoded seed_by_spec(std::string_view stream) {
+  Decoded out;
+  while (!stream.empty()) {
+    const std::string_view head = stream.substr(0, 4);
+    const bool ping = std::string_view("ping").substr(0, head.size()) == head;
+    const bool pong = std::string_view("pong").substr(0, head.size()) == head;
+    if (!ping && !pong) {
+      out.error = true;
+      break;
+    }
+    if (head.size() < 4) break;
+    out.frames.emplace_back(ping ? evwheel::FrameType::ping : evwheel::FrameType::pong, std::string());
+    stream.remove_prefix(4);
+  }
+  return out;
+}
+
+// The property: chunked decoding, decoding the whole stream in one read, and `by_spec` agree.
+template <typename BySpec>
+void check_any_split(const evwheel::Codec& codec, const uint8_t* data, std::size_t size, BySpec by_spec) {
   if (size == 0) return;
   std::size_t n_chunks = data[0];
   if (size < 1 + n_chunks) return;
   std::vector<std::size_t> chunks(data + 1, data + 1 + n_chunks);
   std::string_view stream(reinterpret_cast<const char*>(data) + 1 + n_chunks, size - 1 - n_chunks);
-  FUZZ_CHECK(decode_in_chunks(codec, stream, chunks) == decode_in_chunks(codec, stream, {}));
+  const Decoded whole = decode_in_chunks(codec, stream, {});
+  FUZZ_CHECK(whole == by_spec(stream));
+  FUZZ_CHECK(decode_in_chunks(codec, stream, chunks) == whole);
 }
 
 }  // namespace codec_split
@@ -94,10 +136,12 @@ inline void check_any_split(const evwheel::Codec& codec, const uint8_t* data, st
 inline void framed_split(const uint8_t* data, std::size_t size) {
   if (size == 0) return;
   const uint32_t max_frame = data[0] == 0 ? evwheel::FramedCodec::kDefaultMaxFrame : data[0];
-  codec_split::check_any_split(evwheel::FramedCodec(max_frame), data + 1, size - 1);
+  codec_split::check_any_split(evwheel::FramedCodec(max_frame), data + 1, size - 1, [&](std::string_view stream) {
+    return codec_split::framed_by_spec(stream, max_frame);
+  });
 }
 inline void seed_split(const uint8_t* data, std::size_t size) {
-  codec_split::check_any_split(evwheel::SeedCodec(), data, size);
+  codec_split::check_any_split(evwheel::SeedCodec(), data, size, codec_split::seed_by_spec);
 }
 
 }  // namespace fuzz

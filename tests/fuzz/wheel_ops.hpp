@@ -4,7 +4,7 @@
 // deadline(), next_due(), empty()), and a final drain fires everything left.
 //
 // Input: [tick choice] [levels] [start] then operations of three bytes each:
-//     [op] [a] [b]   op & 3: 0 schedule, 1 touch, 2 cancel, 3 advance;  op >> 2: the entry
+//     [op] [a] [b]   op & 3: 0 schedule, 1 touch, 2 cancel, 3 advance;  (op >> 2) % 16: the entry
 //                    a, b: a time (see time_from) — a deadline, or advance()'s `now`
 // Times are bounded as in the randomised test: a delay is at most 2^(6 * levels + 8) ticks
 // (256 revolutions of the top level: entries beyond it are re-filed once per revolution, so
