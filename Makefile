@@ -60,7 +60,8 @@ SAN_ENV_address   := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=
 SAN_ENV_undefined := UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1$${UBSAN_OPTIONS:+:$$UBSAN_OPTIONS}
 SAN_ENV_thread    := TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1$${TSAN_OPTIONS:+:$$TSAN_OPTIONS}
 
-# clang's sanitizer runtimes are a Debian package of their own (g++ brings its own).
+# clang's sanitizer and libFuzzer runtimes are a Debian package of their own (g++ brings its
+# own sanitizers); its libFuzzer archive stands for the whole package.
 CLANG_RT := $(shell clang++ -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a
 ifneq ($(and $(SAN),$(findstring clang,$(CXX))),)
 $(TEST_BIN) $(BENCH_BIN) $(EXAMPLES): | $(CLANG_RT)
@@ -97,7 +98,7 @@ FUZZ_CXX     ?= clang++
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_FLAGS   := -std=c++17 $(WARN) $(FUZZ_SAN) -Iinclude -Itests -MMD -MP -O1 -g
+FUZZ_FLAGS   := -std=c++17 $(WARN) $(FUZZ_SAN) -Iinclude -MMD -MP -O1 -g
 FUZZ_LIB_OBJ := $(LIB_SRC:%.cpp=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS    := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.cpp))
 
