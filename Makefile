@@ -1,12 +1,14 @@
-# evwheel — build, test and bench.  Everything built lands in $(BUILD); sanitizer builds
-# (SAN=address|undefined|thread) get a directory of their own so they never mix objects.
+# evwheel — build, test, bench and fuzz.  Everything built lands in $(BUILD); sanitizer builds
+# (SAN=address|undefined|thread) get a directory of their own so they never mix objects, and
+# the libFuzzer targets (make fuzz) build with clang++ into $(FUZZ_BUILD).
 CXX      ?= g++
 SAN      ?=
 BUILD    ?= build$(if $(SAN),-$(SAN))
 OPT      ?= -O2
 CXXFLAGS ?= $(OPT) -g
 WARN     := -Wall -Wextra -Wpedantic -Werror
-SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer)
+# No recovery: a sanitizer report ends the run with an error instead of scrolling past.
+SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer)
 ALLFLAGS := -std=c++17 $(WARN) $(SANFLAGS) -Iinclude -MMD -MP $(CXXFLAGS)
 LDLIBS   := -pthread
 
@@ -32,7 +34,7 @@ BENCH_BIN := $(BUILD)/evwheel-bench
 
 EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/%,$(wildcard examples/*.cpp))
 
-.PHONY: all lib test bench clean install uninstall
+.PHONY: all lib test bench fuzz clean install uninstall
 # Keep example objects (otherwise intermediate) so rebuilds stay incremental.
 .SECONDARY:
 all: $(LIB) $(BENCH_BIN) $(EXAMPLES)
@@ -61,10 +63,23 @@ $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 $(BUILD)/%: $(BUILD)/examples/%.o $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
+# The runtime options of each sanitizer for `make test`: stop at the first report, with a
+# stack; options already in the environment come after ours, so they win.
+SAN_ENV_address   := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}
+SAN_ENV_undefined := UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1$${UBSAN_OPTIONS:+:$$UBSAN_OPTIONS}
+SAN_ENV_thread    := TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1$${TSAN_OPTIONS:+:$$TSAN_OPTIONS}
+
+# clang's sanitizer and libFuzzer runtimes are a Debian package of their own (g++ brings its
+# own sanitizers); its libFuzzer archive stands for the whole package.
+CLANG_RT := $(shell clang++ -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-x86_64.a
+ifneq ($(and $(SAN),$(findstring clang,$(CXX))),)
+$(TEST_BIN) $(BENCH_BIN) $(EXAMPLES): | $(CLANG_RT)
+endif
+
 # Tests run from the build directory's binaries (some start the examples and the bench); the
 # install test builds a consumer with the same compiler and sanitizer, found through pkg-config.
 test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN) | $(PKG_CONFIG)
-	EVWHEEL_BUILD=$(BUILD) EVWHEEL_CXX="$(CXX) $(SANFLAGS)" $(TEST_BIN)
+	EVWHEEL_BUILD=$(BUILD) EVWHEEL_CXX="$(CXX) $(SANFLAGS)" $(SAN_ENV_$(SAN)) $(TEST_BIN)
 
 bench: $(BENCH_BIN) $(EXAMPLES)
 	$(BENCH_BIN) default
@@ -101,7 +116,38 @@ $(DOCTEST):
 $(PKG_CONFIG):
 	$(call debian_package,pkg-config,for the install test)
 
+$(CLANG_RT):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "evwheel: installing libclang-rt-14-dev (Debian) for clang's sanitizers and libFuzzer"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-14-dev >/dev/null; \
+	else \
+	  echo "evwheel: clang's sanitizers and libFuzzer need the Debian package libclang-rt-14-dev (apt-get install libclang-rt-14-dev)"; exit 1; \
+	fi
+
+# --- Fuzzing: one libFuzzer binary per tests/fuzz/fuzz_*.cpp, run by tests/fuzz/run.
+# The library is instrumented for coverage too (fuzzer-no-link), or the fuzzer would be blind
+# inside it.
+FUZZ_CXX     ?= clang++
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_FLAGS   := -std=c++17 $(WARN) $(FUZZ_SAN) -Iinclude -MMD -MP -O1 -g
+FUZZ_LIB_OBJ := $(LIB_SRC:%.cpp=$(FUZZ_BUILD)/%.o)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.cpp,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.cpp))
+
+$(FUZZ_BUILD)/src/%.o: src/%.cpp | $(CLANG_RT)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_LIB_OBJ) | $(CLANG_RT)
+	@mkdir -p $(@D)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -o $@
+
+fuzz: $(FUZZ_BINS)
+	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_BINS)
+
 clean:
 	rm -rf build build-*
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(wildcard examples/*.cpp))
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d)

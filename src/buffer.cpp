@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 
 namespace evwheel {
@@ -35,8 +36,18 @@ void Buffer::reserve_back(std::size_t n) {
 
 void Buffer::append(const void* bytes, std::size_t n) {
   if (n == 0) return;
-  reserve_back(n);
-  std::memcpy(data_ + end_, bytes, n);
+  const auto* from = static_cast<const char*>(bytes);
+  // Bytes of this very buffer move (or are freed) when reserve_back() compacts or grows the
+  // storage: find them again by their offset from the front.
+  const std::less<const char*> before;
+  if (data_ && !before(from, data_ + begin_) && before(from, data_ + end_)) {
+    const std::size_t offset = static_cast<std::size_t>(from - (data_ + begin_));
+    reserve_back(n);
+    from = data_ + begin_ + offset;
+  } else {
+    reserve_back(n);
+  }
+  std::memcpy(data_ + end_, from, n);
   end_ += n;
 }
 

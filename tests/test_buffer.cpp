@@ -124,6 +124,33 @@ TEST_CASE("a consumed front is reclaimed so a steady trickle does not grow the s
   CHECK(buffer.capacity() == capacity);
 }
 
+// Found by the buffer fuzz target: append() copied from its source after reserve_back() had
+// moved or freed the storage that source pointed into.
+TEST_CASE("appending a buffer's own bytes copies them, also when that grows or compacts the storage") {
+  std::string pattern;
+  for (int i = 0; i < 200; ++i) pattern += static_cast<char>('A' + i % 50);
+
+  SUBCASE("growth: the source lives in the storage being replaced") {
+    Buffer buffer;
+    append(buffer, pattern);
+    const std::size_t capacity = buffer.capacity();
+    buffer.append(buffer.data(), buffer.size());
+    CHECK(buffer.capacity() > capacity);
+    CHECK(view(buffer) == pattern + pattern);
+  }
+  SUBCASE("compaction: the source moves to the front before the copy") {
+    Buffer buffer;
+    append(buffer, std::string(250, '-'));
+    const std::size_t capacity = buffer.capacity();
+    buffer.consume(210);
+    append(buffer, pattern.substr(0, 6));  // fills the storage to its end
+    const std::string before(view(buffer));
+    buffer.append(buffer.data() + 40, 6);  // no room at the back: the 46 live bytes move
+    CHECK(buffer.capacity() == capacity);
+    CHECK(view(buffer) == before + before.substr(40, 6));
+  }
+}
+
 TEST_CASE("100k random interleaved appends and consumes match a std::string reference") {
   std::mt19937_64 rng(0xb0ffe7);
   auto uniform = [&](std::size_t lo, std::size_t hi) {

@@ -13,12 +13,12 @@
 #include <doctest/doctest.h>
 
 #include "evwheel/timer_wheel.hpp"
+#include "wheel_model.hpp"
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
-#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -40,28 +40,18 @@ using evwheel::TimerWheelOptions;
 constexpr int64_t kMs = 1'000'000;
 constexpr int64_t kSec = 1'000'000'000;
 
-TimePoint at(int64_t ns) { return TimePoint(Duration(ns)); }
-int64_t ns_of(TimePoint t) { return t.time_since_epoch().count(); }
+using wheel_model::at;
+using wheel_model::delay_bits;
+using wheel_model::due_tick;
+using wheel_model::floor_tick;
+using wheel_model::ns_of;
+using wheel_model::pow64;
 
 TimerWheelOptions opts(int64_t tick_ns, unsigned levels) {
   TimerWheelOptions o;
   o.tick = Duration(tick_ns);
   o.levels = levels;
   return o;
-}
-
-// 64^n, saturated.
-uint64_t pow64(unsigned n) { return n >= 11 ? ~uint64_t{0} : uint64_t{1} << (6 * n); }
-
-// The contract's tick arithmetic: a deadline d is due at tick ceil(d / T) (0 for d <= 0) and
-// a time t is in tick floor(t / T).
-uint64_t due_tick(int64_t d, int64_t T) {
-  if (d <= 0) return 0;
-  auto u = static_cast<uint64_t>(d), t = static_cast<uint64_t>(T);
-  return u / t + (u % t != 0);
-}
-uint64_t floor_tick(int64_t n, int64_t T) {
-  return n <= 0 ? 0 : static_cast<uint64_t>(n) / static_cast<uint64_t>(T);
 }
 
 // next_due() in ns, -1 for nullopt (the named tests only use times >= 0).
@@ -177,15 +167,6 @@ Step advance(TimerWheel& wheel, int64_t now_ns) {
   return step;
 }
 
-
-std::string ids_str(const std::vector<int>& ids) {
-  std::ostringstream os;
-  os << '[';
-  for (std::size_t i = 0; i < ids.size(); ++i) os << (i ? " " : "") << ids[i];
-  os << ']';
-  return os.str();
-}
-
 // Random values: log-uniform over [0, 2^max_bits), so small values are as common as big ones.
 uint64_t log_uniform(std::mt19937_64& rng, unsigned max_bits) {
   unsigned bits = static_cast<unsigned>(rng() % (max_bits + 1));
@@ -194,13 +175,6 @@ uint64_t log_uniform(std::mt19937_64& rng, unsigned max_bits) {
   return rng() & mask;
 }
 
-// The largest b <= want such that tick << b stays <= 2^58 ns (so every time stays far inside
-// int64 even after many big jumps).
-unsigned delay_bits(int64_t tick, unsigned want) {
-  unsigned b = 0;
-  while (b < want && b + 1 < 63 && static_cast<uint64_t>(tick) <= (uint64_t{1} << 58) >> (b + 1)) ++b;
-  return b;
-}
 
 constexpr int64_t kTimeLimit = int64_t{1} << 61;  // the random tests never go beyond this
 
@@ -215,7 +189,8 @@ constexpr int64_t kTimeLimit = int64_t{1} << 61;  // the random tests never go b
   } while (0)
 
 // ------------------------------------------------------------------------------------------
-// 1. Reference model, operations from outside callbacks.
+// 1. Reference model (tests/wheel_model.hpp), operations from outside callbacks, chosen by a
+//    seeded random walk.
 
 struct ModelConfig {
   int64_t tick;
@@ -233,7 +208,6 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
   const int64_t T = cfg.tick;
   const unsigned L = cfg.levels;
   std::mt19937_64 rng(cfg.seed);
-  long failures = 0;
   long op = -1;
 
   // Delays reach 2^8 revolutions of the top level (the overflow list), but never so far that
@@ -245,50 +219,10 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
   const unsigned jump_bits = std::min(max_bits, delay_bits(T, 64) - 6);
 
   const int64_t start = (rng() % 2) ? 0 : static_cast<int64_t>(log_uniform(rng, 40));
-  TimerWheel wheel(at(start), opts(T, L));
-  Recording rec(wheel);
-
-  std::vector<std::unique_ptr<TestTimer>> pool;
-  for (int i = 0; i < cfg.pool; ++i) pool.push_back(std::make_unique<TestTimer>(i));
-
-  struct Model {
-    bool scheduled = false;
-    int64_t deadline = 0;
-    uint64_t due = 0;
-    std::multimap<uint64_t, int>::iterator it;
-  };
-  std::vector<Model> model(static_cast<std::size_t>(cfg.pool));
-  std::multimap<uint64_t, int> by_due;  // due tick -> id, every scheduled entry
-  uint64_t cur = floor_tick(start, T);  // the model's current tick
-  int64_t clock = start;                // the latest `now` given to advance()
-  long n_advances = 0, n_fired = 0, n_overflow = 0, n_big_stalls = 0;
-
-  auto unfile = [&](int id) {
-    Model& m = model[static_cast<std::size_t>(id)];
-    if (m.scheduled) by_due.erase(m.it);
-    m.scheduled = false;
-  };
-  auto rekey = [&](int id, int64_t d) {
-    Model& m = model[static_cast<std::size_t>(id)];
-    if (m.scheduled) by_due.erase(m.it);
-    m.deadline = d;
-    m.due = due_tick(d, T);
-    m.it = by_due.emplace(m.due, id);
-    m.scheduled = true;
-  };
-  auto file = [&](int id, int64_t d) {  // schedule(), or touch() to an earlier deadline
-    unfile(id);
-    rekey(id, d);
-    uint64_t due = model[static_cast<std::size_t>(id)].due;
-    if (L < 11 && ((due ^ cur) >> (6 * L)) != 0) ++n_overflow;  // beyond the top level
-  };
-  auto touch_model = [&](int id, int64_t d) {
-    const Model& m = model[static_cast<std::size_t>(id)];
-    if (m.scheduled && d >= m.deadline)
-      rekey(id, d);  // observably the same as schedule()
-    else
-      file(id, d);
-  };
+  long reported = 0;
+  wheel_model::ModelledWheel model(T, L, start, cfg.pool, [&](const std::string& what) {
+    if (++reported <= 8) FAIL_CHECK("op " << op << ": " << what);
+  });
 
   auto random_delay_ticks = [&]() -> uint64_t {
     switch (rng() % 8) {
@@ -299,6 +233,7 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
     }
   };
   auto random_deadline = [&]() -> int64_t {
+    const int64_t clock = model.clock();
     unsigned r = static_cast<unsigned>(rng() % 16);
     if (r == 0) {  // already due, possibly before the epoch
       auto back = static_cast<int64_t>(log_uniform(rng, 40) % static_cast<uint64_t>(clock + 4 * T + 1));
@@ -311,97 +246,16 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
     return d;
   };
 
-  auto check_entry = [&](int id) {
-    const Model& m = model[static_cast<std::size_t>(id)];
-    const TestTimer& e = *pool[static_cast<std::size_t>(id)];
-    MODEL_EXPECT(e.scheduled() == m.scheduled, "entry " << id << " scheduled() is " << e.scheduled());
-    if (m.scheduled && e.scheduled())
-      MODEL_EXPECT(ns_of(e.deadline()) == m.deadline, "entry " << id << " deadline()");
-  };
-
-  auto check_next_due = [&]() {
-    auto nd = wheel.next_due();
-    if (by_due.empty()) {
-      MODEL_EXPECT(!nd, "next_due() on a wheel with nothing scheduled is " << ns_of(*nd));
-      MODEL_EXPECT(wheel.empty(), "empty() with nothing scheduled");
-      return;
-    }
-    MODEL_EXPECT(!wheel.empty(), "empty() with " << by_due.size() << " entries scheduled");
-    MODEL_EXPECT(nd.has_value(), "next_due() is nullopt with " << by_due.size() << " scheduled");
-    if (!nd) return;
-    uint64_t first = by_due.begin()->first;
-    if (first <= cur) {
-      MODEL_EXPECT(*nd == wheel.now(), "an entry is due (tick " << first << " <= " << cur
-                                           << ") but next_due() is " << ns_of(*nd));
-    } else {
-      MODEL_EXPECT(*nd > wheel.now(), "next_due() " << ns_of(*nd) << " <= now() " << ns_of(wheel.now())
-                                                    << " with nothing due");
-      MODEL_EXPECT(ns_of(*nd) <= static_cast<int64_t>(first) * T,
-                   "next_due() " << ns_of(*nd) << " is after the earliest due tick " << first);
-      MODEL_EXPECT(ns_of(*nd) % T == 0, "next_due() " << ns_of(*nd) << " is not a tick start");
-    }
-  };
-
-  auto do_advance = [&](int64_t arg) {
-    const uint64_t before = cur;
-    const uint64_t after = std::max(cur, floor_tick(arg, T));
-    clock = std::max(clock, arg);
-    std::vector<int> expect;
-    for (auto it = by_due.begin(); it != by_due.end() && it->first <= after; ++it) expect.push_back(it->second);
-
-    g_log.clear();
-    ++n_advances;
-    n_fired += static_cast<long>(expect.size());
-    if (L < 11 && after - before >= pow64(L) * 2) ++n_big_stalls;  // several top-level revolutions
-    std::size_t n = wheel.advance(at(arg));
-    MODEL_EXPECT(n == g_log.size(), "advance() returned " << n << " but " << g_log.size() << " callbacks ran");
-
-    std::vector<int> got;
-    uint64_t last_tick = 0;
-    for (const Fired& f : g_log) {
-      got.push_back(f.id);
-      const Model& m = model[static_cast<std::size_t>(f.id)];
-      if (!m.scheduled) {
-        MODEL_EXPECT(m.scheduled, "entry " << f.id << " fired but was not scheduled");
-        continue;
-      }
-      // It fires at its own tick, or — if that tick was already reached before this call —
-      // at the wheel's tick when the call started.
-      uint64_t fire_tick = std::max(m.due, before);
-      MODEL_EXPECT(f.wheel_now == static_cast<int64_t>(fire_tick) * T,
-                   "entry " << f.id << " (deadline " << m.deadline << ", due tick " << m.due
-                            << ") fired at " << f.wheel_now << ", expected tick " << fire_tick);
-      MODEL_EXPECT(fire_tick >= last_tick, "entry " << f.id << " due tick " << fire_tick
-                                                    << " fired after an entry due at tick " << last_tick);
-      last_tick = std::max(last_tick, fire_tick);
-      MODEL_EXPECT(m.deadline <= clock, "entry " << f.id << " fired before its deadline " << m.deadline
-                                                 << " (now " << clock << ")");
-      MODEL_EXPECT(!pool[static_cast<std::size_t>(f.id)]->scheduled(), "entry " << f.id
-                                                                             << " still scheduled in its callback");
-    }
-    std::sort(got.begin(), got.end());
-    std::sort(expect.begin(), expect.end());
-    MODEL_EXPECT(got == expect, "advance(" << arg << ") from tick " << before << " to " << after << " fired "
-                                           << got.size() << " entries, the model " << expect.size()
-                                           << (got.size() + expect.size() < 40
-                                                   ? ": got " + ids_str(got) + " expected " + ids_str(expect)
-                                                   : std::string()));
-    for (int id : expect) unfile(id);
-    cur = after;
-    MODEL_EXPECT(wheel.now() == at(static_cast<int64_t>(cur) * T),
-                 "now() is " << ns_of(wheel.now()) << ", expected tick " << cur);
-    g_log.clear();
-  };
-
   auto random_scheduled = [&]() -> int {
     for (int tries = 0; tries < 8; ++tries) {
       int id = static_cast<int>(rng() % static_cast<uint64_t>(cfg.pool));
-      if (model[static_cast<std::size_t>(id)].scheduled) return id;
+      if (model.scheduled(id)) return id;
     }
     return -1;
   };
 
   auto next_now = [&]() -> int64_t {
+    const int64_t clock = model.clock();
     int64_t n = clock;
     const auto uT = static_cast<uint64_t>(T);
     switch (rng() % 20) {
@@ -411,13 +265,13 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
       case 7: n = clock + T; break;                                            // one tick
       case 8: case 9: n = clock + static_cast<int64_t>(1 + rng() % 64) * T + static_cast<int64_t>(rng() % uT); break;
       case 10: case 11: {  // exactly when the wheel asks to be woken, or 1 ns before
-        auto nd = wheel.next_due();
+        auto nd = model.wheel().next_due();
         if (nd && ns_of(*nd) < kTimeLimit) n = ns_of(*nd) - static_cast<int64_t>(rng() % 2);
         break;
       }
       case 12: case 13: {  // exactly at some entry's deadline, or 1 ns either side
         int id = random_scheduled();
-        if (id >= 0) n = model[static_cast<std::size_t>(id)].deadline + static_cast<int64_t>(rng() % 3) - 1;
+        if (id >= 0) n = model.deadline(id) + static_cast<int64_t>(rng() % 3) - 1;
         break;
       }
       case 14: case 15: case 16:
@@ -434,63 +288,45 @@ ModelStats run_reference_model(const ModelConfig& cfg) {
     return n;
   };
 
-  for (op = 0; op < cfg.ops && failures < 200; ++op) {
+  for (op = 0; op < cfg.ops && model.failures() < 200; ++op) {
     if (rng() % 10 < 3) {
-      do_advance(next_now());
+      model.advance(next_now());
     } else {
       int id = static_cast<int>(rng() % static_cast<uint64_t>(cfg.pool));
-      TestTimer& e = *pool[static_cast<std::size_t>(id)];
-      Model& m = model[static_cast<std::size_t>(id)];
       unsigned r = static_cast<unsigned>(rng() % 20);
-      if (!m.scheduled) {
-        if (r < 16) {
-          int64_t d = random_deadline();
-          wheel.schedule(e, at(d));
-          file(id, d);
-        } else if (r < 19) {
-          int64_t d = random_deadline();
-          wheel.touch(e, at(d));  // touching an unscheduled entry schedules it
-          touch_model(id, d);
-        } else {
-          wheel.cancel(e);  // harmless
-        }
+      if (!model.scheduled(id)) {
+        if (r < 16)
+          model.schedule(id, random_deadline());
+        else if (r < 19)
+          model.touch(id, random_deadline());  // touching an unscheduled entry schedules it
+        else
+          model.cancel(id);  // harmless
       } else if (r < 5) {  // reschedule
-        int64_t d = random_deadline();
-        wheel.schedule(e, at(d));
-        file(id, d);
+        model.schedule(id, random_deadline());
       } else if (r < 9) {
-        wheel.cancel(e);
-        unfile(id);
+        model.cancel(id);
       } else if (r < 15) {  // touch to a later (or the same) deadline
-        int64_t d = m.deadline;
+        int64_t d = model.deadline(id);
         if (rng() % 4 == 0)
           d += static_cast<int64_t>(rng() % static_cast<uint64_t>(T));
         else
           d += static_cast<int64_t>(random_delay_ticks()) * T + static_cast<int64_t>(rng() % static_cast<uint64_t>(T));
-        if (d > kTimeLimit + (int64_t{1} << 59)) d = m.deadline;
-        wheel.touch(e, at(d));
-        touch_model(id, d);
+        if (d > kTimeLimit + (int64_t{1} << 59)) d = model.deadline(id);
+        model.touch(id, d);
       } else {  // touch to an earlier deadline: same tick, an earlier slot, or the past
         int64_t d = rng() % 4 == 0
-                        ? m.deadline - 1 - static_cast<int64_t>(rng() % static_cast<uint64_t>(T))
-                        : m.deadline - 1 - static_cast<int64_t>(random_delay_ticks()) * T;
-        wheel.touch(e, at(d));
-        touch_model(id, d);
+                        ? model.deadline(id) - 1 - static_cast<int64_t>(rng() % static_cast<uint64_t>(T))
+                        : model.deadline(id) - 1 - static_cast<int64_t>(random_delay_ticks()) * T;
+        model.touch(id, d);
       }
-      check_entry(id);
     }
-    check_next_due();
-    if (op % 8192 == 0)
-      for (int id = 0; id < cfg.pool; ++id) check_entry(id);
+    if (op % 8192 == 0) model.check_all();
   }
 
   // Drain: everything still scheduled fires, at its tick and in order.
-  if (!by_due.empty()) do_advance(static_cast<int64_t>(std::prev(by_due.end())->first) * T);
-  MODEL_EXPECT(by_due.empty(), "model not drained");
-  MODEL_EXPECT(wheel.empty(), "the wheel is not empty after every entry fired");
-  MODEL_EXPECT(!wheel.next_due(), "next_due() is set after every entry fired");
-  for (int id = 0; id < cfg.pool; ++id) check_entry(id);
-  return {failures, op, n_advances, n_fired, n_overflow, n_big_stalls};
+  model.drain();
+  const wheel_model::Stats& st = model.stats();
+  return {model.failures(), op, st.advances, st.fired, st.overflow, st.big_stalls};
 }
 
 std::vector<ModelConfig> model_configs() {

@@ -26,6 +26,7 @@ class Buffer {
   std::size_t capacity() const noexcept { return capacity_; }
 
   // Copies `n` bytes to the back, growing the storage (throws std::bad_alloc) when needed.
+  // `bytes` may point into this buffer (between data() and data() + size()).
   void append(const void* bytes, std::size_t n);
   // Drops `n` (<= size()) bytes from the front.
   void consume(std::size_t n) noexcept;
