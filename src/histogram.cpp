@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace evwheel {
 
@@ -24,12 +25,19 @@ uint64_t Histogram::upper_bound_of(unsigned bucket) noexcept {
   return ((kSub + sub + 1) << (octave - kSubBits)) - 1;
 }
 
+namespace {
+// A sum that stops at the largest value instead of overflowing (a sample of Duration::max()).
+int64_t saturating_add(int64_t a, int64_t b) noexcept {
+  return b > std::numeric_limits<int64_t>::max() - a ? std::numeric_limits<int64_t>::max() : a + b;
+}
+}  // namespace
+
 void Histogram::record(Duration value) noexcept {
   int64_t ns = std::max<int64_t>(value.count(), 0);
   ++buckets_[bucket_of(static_cast<uint64_t>(ns) / 1000)];
   ++count_;
   max_ = std::max(max_, ns);
-  sum_ += ns;
+  sum_ = saturating_add(sum_, ns);
 }
 
 Duration Histogram::percentile(double q) const noexcept {
@@ -52,7 +60,7 @@ Duration Histogram::percentile(double q) const noexcept {
 void Histogram::merge(const Histogram& other) noexcept {
   for (unsigned b = 0; b < kBuckets; ++b) buckets_[b] += other.buckets_[b];
   count_ += other.count_;
-  sum_ += other.sum_;
+  sum_ = saturating_add(sum_, other.sum_);
   max_ = std::max(max_, other.max_);
 }
 
@@ -65,6 +73,8 @@ Histogram Histogram::since(const Histogram& earlier) const noexcept {
     if (delta.buckets_[b] != 0)
       delta.max_ = std::min(static_cast<int64_t>(upper_bound_of(b)) * 1000 + 999, max_);
   }
+  // Exact unless the sum saturated.
+  delta.sum_ = sum_ >= earlier.sum_ ? sum_ - earlier.sum_ : 0;
   return delta;
 }
 

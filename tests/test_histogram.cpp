@@ -198,6 +198,7 @@ TEST_CASE("since() holds exactly the samples recorded after the earlier copy") {
   }
   Histogram delta = h.since(earlier);
   CHECK(delta.count() == 1000);
+  CHECK(delta.sum() == later_only.sum());
   for (double q : {0.0, 0.5, 0.9, 0.99}) {
     CAPTURE(q);
     CHECK(delta.percentile(q) == later_only.percentile(q));

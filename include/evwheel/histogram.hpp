@@ -41,7 +41,7 @@ class Histogram {
   std::array<uint64_t, kBuckets> buckets_{};
   uint64_t count_ = 0;
   int64_t max_ = 0;  // nanoseconds
-  int64_t sum_ = 0;  // nanoseconds: 292 years of samples before it overflows
+  int64_t sum_ = 0;  // nanoseconds, saturating (292 years of samples)
 };
 
 }  // namespace evwheel
