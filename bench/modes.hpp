@@ -12,7 +12,8 @@
 #include <string>
 
 #define EVWHEEL_BENCH_MODES(X) \
-  X(timers)
+  X(timers) \
+  X(soak)
 
 namespace bench {
 
