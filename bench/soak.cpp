@@ -16,6 +16,10 @@
 //   * the server's descriptors are exactly its base set plus its open connections;
 //   * after warm-up (a fifth of the run, at most 60 s) the server's RSS grows less than
 //     --rss-growth-kib, and connects never fail.
+// Both processes also measure their loop's longest stall (the worst lateness of a 10 ms timer),
+// printed with the figures, so a failure caused by the machine not running a process for about
+// I can be told from one caused by the library.  The clients bear a silent server for
+// --client-idle-timeout-ms (5 s), not I: see endpoint_options().
 // A line of figures every ~10 s; the last line is "soak: PASS ..." (exit 0) or
 // "soak: FAIL <reason>" (exit 1).
 #include <dirent.h>
@@ -51,12 +55,14 @@ const char soak_usage[] =
     "evwheel-bench soak [--minutes 1] [--conns 200] [--ping-interval-ms 200]\n"
     "                   [--idle-timeout-ms 600] [--churn-per-s 20] [--resets-per-s 10]\n"
     "                   [--mutes-per-s 2] [--margin-ms 300] [--rss-growth-kib 2048]\n"
+    "                   [--client-idle-timeout-ms 5000]\n"
     "    A heartbeat server in a child process, --conns clients here, for --minutes: churn\n"
     "    (FIN closes), resets (SO_LINGER 0), mutes (pause_reading) and heartbeats at once.\n"
     "    Checks as it runs: no false closes, every mute closed by the server within\n"
     "    I + tick + --margin-ms, server descriptors = base + open, server RSS growth after\n"
     "    warm-up below --rss-growth-kib.  Prints figures every ~10 s and ends with\n"
-    "    'soak: PASS ...' (exit 0) or 'soak: FAIL <reason>' (exit 1).\n";
+    "    'soak: PASS ...' (exit 0) or 'soak: FAIL <reason>' (exit 1).  The clients only answer\n"
+    "    pings; they bear a silent server for --client-idle-timeout-ms.\n";
 
 namespace {
 
@@ -70,6 +76,7 @@ struct Options {
   long conns = 200;
   long interval_ms = 200;
   long idle_ms = 600;
+  long client_idle_ms = 5000;
   long churn_per_s = 20;
   long resets_per_s = 10;
   long mutes_per_s = 2;
@@ -87,6 +94,7 @@ int parse_options(int argc, char** argv, Options* o) {
       {"--conns", &o->conns, 1, 10000},
       {"--ping-interval-ms", &o->interval_ms, 10, 3'600'000},
       {"--idle-timeout-ms", &o->idle_ms, 20, 3'600'000},
+      {"--client-idle-timeout-ms", &o->client_idle_ms, 20, 3'600'000},
       {"--churn-per-s", &o->churn_per_s, 0, 100000},
       {"--resets-per-s", &o->resets_per_s, 0, 100000},
       {"--mutes-per-s", &o->mutes_per_s, 0, 100000},
@@ -114,16 +122,40 @@ int parse_options(int argc, char** argv, Options* o) {
   }
   if (o->idle_ms <= o->interval_ms)
     return usage_error("soak: --idle-timeout-ms must be longer than --ping-interval-ms");
+  if (o->client_idle_ms <= o->interval_ms)
+    return usage_error("soak: --client-idle-timeout-ms must be longer than --ping-interval-ms");
   return 0;
 }
 
+// The server pings every P and judges its clients with I.  The clients only answer; their own
+// idle timeout is how long they bear a silent server, longer than I by default: on a loaded
+// machine the server's process itself can be descheduled for about I, a real silence that the
+// clients would rightly judge, while what the soak checks is the server's judgement of them.
 evwheel::EndpointOptions endpoint_options(evwheel::Side side, const Options& o) {
   evwheel::EndpointOptions e;
   e.side = side;
   e.heartbeat.ping_interval = std::chrono::milliseconds(o.interval_ms);
-  e.heartbeat.idle_timeout = std::chrono::milliseconds(o.idle_ms);
+  e.heartbeat.idle_timeout = std::chrono::milliseconds(side == evwheel::Side::server ? o.idle_ms : o.client_idle_ms);
   return e;
 }
+
+// The longest a process's loop went without running: the worst lateness of a 10 ms timer.
+class StallMeter {
+ public:
+  explicit StallMeter(evwheel::Reactor& reactor) : last_(std::chrono::steady_clock::now()) {
+    reactor.run_every(kPeriod, [this] {
+      auto now = std::chrono::steady_clock::now();
+      max_ = std::max(max_, now - last_ - kPeriod);
+      last_ = now;
+    });
+  }
+  long max_ms() const { return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(max_).count()); }
+
+ private:
+  static constexpr std::chrono::milliseconds kPeriod{10};
+  std::chrono::steady_clock::time_point last_;
+  std::chrono::steady_clock::duration max_{};
+};
 
 // --- the server child ------------------------------------------------------------------------
 
@@ -133,6 +165,7 @@ struct ServerReport {
   uint64_t closes[8] = {};
   uint64_t fds = 0;
   long rss_kib = -1;
+  long stall_ms = 0;  // the server loop's longest stall so far
 };
 
 // Descriptors this process has open: /proc/self/fd, minus the one listing it.
@@ -150,7 +183,7 @@ uint64_t count_fds() {
 class ServerControl final : public evwheel::IoHandler {
  public:
   ServerControl(evwheel::Reactor& reactor, evwheel::Endpoint& endpoint, evwheel::Listener& listener, int in, int out)
-      : reactor_(reactor), endpoint_(endpoint), listener_(listener), in_(in), out_(out) {}
+      : reactor_(reactor), endpoint_(endpoint), listener_(listener), stalls_(reactor), in_(in), out_(out) {}
   void report() const {
     ServerReport r;
     r.port = listener_.port();
@@ -163,6 +196,7 @@ class ServerControl final : public evwheel::IoHandler {
     std::copy(std::begin(endpoint_.stats().closes), std::end(endpoint_.stats().closes), r.closes);
     r.fds = count_fds();
     r.rss_kib = sys::status_kib("VmRSS");
+    r.stall_ms = stalls_.max_ms();
     [[maybe_unused]] auto n = ::write(out_, &r, sizeof r);
   }
   void on_io(uint32_t) override {
@@ -179,6 +213,7 @@ class ServerControl final : public evwheel::IoHandler {
   evwheel::Reactor& reactor_;
   evwheel::Endpoint& endpoint_;
   evwheel::Listener& listener_;
+  StallMeter stalls_;
   int in_, out_;
 };
 
@@ -221,6 +256,7 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
   Soak(const Options& o, int commands, int reports)
       : o_(o), commands_(commands), reports_(reports),
         endpoint_(reactor_, *this, endpoint_options(evwheel::Side::client, o)),
+        stalls_(reactor_),
         detect_bound_(std::chrono::milliseconds(o.idle_ms) +
                       endpoint_options(evwheel::Side::server, o).heartbeat.effective_tick() +
                       std::chrono::milliseconds(o.margin_ms)) {}
@@ -264,10 +300,11 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
     }
     std::printf("soak: PASS %.1f min, %" PRIu64 " connections opened, %" PRIu64 " churned, %" PRIu64
                 " reset, %" PRIu64 " muted and all detected (max %s ms, bound %s ms), 0 false closes, "
-                "server fds = base %" PRIu64 " + open, RSS %ld -> %ld KiB (max %ld), %" PRIu64 " pongs\n",
+                "server fds = base %" PRIu64 " + open, RSS %ld -> %ld KiB (max %ld), %" PRIu64
+                " pongs, longest loop stalls: server %ld ms, clients %ld ms\n",
                 o_.minutes, counters_.opened, counters_.churned, counters_.resets, counters_.mutes,
                 ms(counters_.max_detect).c_str(), ms(detect_bound_).c_str(), base_fds_, warm_rss_kib_,
-                last_.rss_kib, max_rss_kib_, last_.pongs_received);
+                last_.rss_kib, max_rss_kib_, last_.pongs_received, last_.stall_ms, stalls_.max_ms());
     return 0;
   }
 
@@ -281,7 +318,8 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
     if (!slot) {
       ++counters_.false_closes;
       return fail(std::string("false close: a live connection closed by ") + evwheel::to_string(reason) +
-                  (error ? std::string(" (") + std::strerror(error) + ")" : ""));
+                  (error ? std::string(" (") + std::strerror(error) + ")" : "") + "; longest loop stalls so far: server " +
+                  std::to_string(last_.stall_ms) + " ms, clients " + std::to_string(stalls_.max_ms()) + " ms");
     }
     if (slot->closing) {
       slot->closing = false;
@@ -412,11 +450,11 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
     std::printf("soak: t=%.0fs open %zu opened %" PRIu64 " churned %" PRIu64 " resets %" PRIu64 " mutes %" PRIu64
                 " detected %" PRIu64 " (max %s ms, bound %s ms) false-closes %" PRIu64 " connect-errors %" PRIu64
                 " | server open %" PRIu64 " fds %" PRIu64 " (base %" PRIu64 ") rss %ld KiB (warm %ld) idle-closes %" PRIu64
-                " pings %" PRIu64 " pongs %" PRIu64 "\n",
+                " pings %" PRIu64 " pongs %" PRIu64 " | longest stall: server %ld ms, clients %ld ms\n",
                 elapsed_s(), endpoint_.size(), counters_.opened, counters_.churned, counters_.resets, counters_.mutes,
                 counters_.mutes_detected, ms(counters_.max_detect).c_str(), ms(detect_bound_).c_str(),
                 counters_.false_closes, counters_.connect_errors, last_.open, last_.fds, base_fds_, last_.rss_kib,
-                warm_rss_kib_, last_.idle_closes, last_.pings_sent, last_.pongs_received);
+                warm_rss_kib_, last_.idle_closes, last_.pings_sent, last_.pongs_received, last_.stall_ms, stalls_.max_ms());
     std::fflush(stdout);
   }
 
@@ -424,6 +462,7 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
   int commands_, reports_;
   evwheel::Reactor reactor_;
   evwheel::Endpoint endpoint_;
+  StallMeter stalls_;
   const Duration detect_bound_;
   std::vector<Slot> slots_;
   std::minstd_rand random_{12345};
@@ -473,8 +512,10 @@ int run_soak(int argc, char** argv) {
   if (!read_first_report(from_child[0], &first)) {
     std::printf("soak: FAIL the server child did not start\n");
   } else {
-    std::printf("soak: %.1f min, %ld connections, P %ld ms, I %ld ms; per second %ld churned, %ld reset, %ld muted\n",
-                o.minutes, o.conns, o.interval_ms, o.idle_ms, o.churn_per_s, o.resets_per_s, o.mutes_per_s);
+    std::printf("soak: %.1f min, %ld connections, P %ld ms, I %ld ms (clients bear %ld ms); per second %ld churned, "
+                "%ld reset, %ld muted\n",
+                o.minutes, o.conns, o.interval_ms, o.idle_ms, o.client_idle_ms, o.churn_per_s, o.resets_per_s,
+                o.mutes_per_s);
     std::fflush(stdout);
     Soak soak(o, to_child[1], from_child[0]);
     soak.run(first);
