@@ -13,6 +13,8 @@
 //     either side, for any reason), and the server's idle_closes never exceeds the mutes;
 //   * every mute is detected: the server resets a muted connection within I + tick + margin
 //     of the mute (I + tick is the heartbeat's own bound; the margin is for a loaded machine);
+//   * the server keeps talking: no live connection hears nothing from it for longer than that
+//     same bound (it pings every P after a pong, so the longest silence is about P + tick);
 //   * the server's descriptors are exactly its base set plus its open connections;
 //   * after warm-up (a fifth of the run, at most 60 s) the server's RSS grows less than
 //     --rss-growth-kib, and connects never fail.
@@ -249,6 +251,7 @@ struct Counters {
   uint64_t opened = 0, churned = 0, resets = 0, mutes = 0, mutes_detected = 0, connect_errors = 0;
   uint64_t false_closes = 0;
   Duration max_detect{};
+  Duration max_silence{};  // the longest a live connection went without a byte from the server
 };
 
 class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler {
@@ -300,10 +303,12 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
     }
     std::printf("soak: PASS %.1f min, %" PRIu64 " connections opened, %" PRIu64 " churned, %" PRIu64
                 " reset, %" PRIu64 " muted and all detected (max %s ms, bound %s ms), 0 false closes, "
+                "longest server silence on a live connection %s ms, "
                 "server fds = base %" PRIu64 " + open, RSS %ld -> %ld KiB (max %ld), %" PRIu64
                 " pongs, longest loop stalls: server %ld ms, clients %ld ms\n",
                 o_.minutes, counters_.opened, counters_.churned, counters_.resets, counters_.mutes,
-                ms(counters_.max_detect).c_str(), ms(detect_bound_).c_str(), base_fds_, warm_rss_kib_,
+                ms(counters_.max_detect).c_str(), ms(detect_bound_).c_str(), ms(counters_.max_silence).c_str(),
+                base_fds_, warm_rss_kib_,
                 last_.rss_kib, max_rss_kib_, last_.pongs_received, last_.stall_ms, stalls_.max_ms());
     return 0;
   }
@@ -364,6 +369,7 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
     act(o_.resets_per_s, &reset_credit_, [this](Slot& s) { close_slot(s, true); });
     act(o_.mutes_per_s, &mute_credit_, [this](Slot& s) { mute(s); });
     check_mutes();
+    check_silences();
   }
   // Applies `action` to per_second / 10 random open, unmuted slots (the remainder carries over).
   template <class Action>
@@ -411,6 +417,20 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
         fail("a mute not detected within " + ms(detect_bound_ + 1s) + " ms");
   }
 
+  // A live (unmuted) connection that has not heard from the server for longer than the bound.
+  void check_silences() {
+    const auto now = reactor_.now();
+    for (const Slot& slot : slots_) {
+      const evwheel::Connection* c = slot.connector->connection();
+      if (!c || slot.muted) continue;
+      Duration silence = now - c->last_receive();
+      counters_.max_silence = std::max(counters_.max_silence, silence);
+      if (silence > detect_bound_)
+        fail("a live connection heard nothing from the server for " + ms(silence) + " ms; longest loop stalls so far: server " +
+             std::to_string(last_.stall_ms) + " ms, clients " + std::to_string(stalls_.max_ms()) + " ms");
+    }
+  }
+
   void ask_report() {
     char r = 'r';
     if (::write(commands_, &r, 1) != 1) fail("the server child is gone");
@@ -448,12 +468,13 @@ class Soak final : public evwheel::ConnectionHandler, public evwheel::IoHandler 
   }
   void print_line() {
     std::printf("soak: t=%.0fs open %zu opened %" PRIu64 " churned %" PRIu64 " resets %" PRIu64 " mutes %" PRIu64
-                " detected %" PRIu64 " (max %s ms, bound %s ms) false-closes %" PRIu64 " connect-errors %" PRIu64
+                " detected %" PRIu64 " (max %s ms, bound %s ms) longest-silence %s ms false-closes %" PRIu64
+                " connect-errors %" PRIu64
                 " | server open %" PRIu64 " fds %" PRIu64 " (base %" PRIu64 ") rss %ld KiB (warm %ld) idle-closes %" PRIu64
                 " pings %" PRIu64 " pongs %" PRIu64 " | longest stall: server %ld ms, clients %ld ms\n",
                 elapsed_s(), endpoint_.size(), counters_.opened, counters_.churned, counters_.resets, counters_.mutes,
                 counters_.mutes_detected, ms(counters_.max_detect).c_str(), ms(detect_bound_).c_str(),
-                counters_.false_closes, counters_.connect_errors, last_.open, last_.fds, base_fds_, last_.rss_kib,
+                ms(counters_.max_silence).c_str(), counters_.false_closes, counters_.connect_errors, last_.open, last_.fds, base_fds_, last_.rss_kib,
                 warm_rss_kib_, last_.idle_closes, last_.pings_sent, last_.pongs_received, last_.stall_ms, stalls_.max_ms());
     std::fflush(stdout);
   }
