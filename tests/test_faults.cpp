@@ -181,9 +181,12 @@ TEST_CASE("a server process stopped for three idle timeouts closes no live clien
     REQUIRE(pump_until(reactor, [&] { return endpoint.heartbeat_stats().pings_answered >= 3 * kClients; }));
 
     server.signal(SIGSTOP);
-    // One client dies during the stall: it stops reading, so it never answers again.
+    // Pings that left before the stop are answered first (a ping the dead client left
+    // unanswered from before the stall would make its close due at once on SIGCONT).
+    pump_for(reactor, 50ms);
+    // Then one client dies during the stall: it stops reading, so it never answers again.
     clients.live.front()->pause_reading();
-    pump_for(reactor, 3 * I);
+    pump_for(reactor, 3 * I - 50ms);
     server.signal(SIGCONT);
     auto resumed = Clock::now();
     const uint64_t answered_at_resume = endpoint.heartbeat_stats().pings_answered;
@@ -241,7 +244,12 @@ TEST_CASE("a server callback that blocks the loop for three idle timeouts closes
       stall_end = Clock::now();
       stalled = true;
     });
-    REQUIRE(pump_until(s.reactor, [&] { return stalled; }));
+    // The raw peer answers up to the stall (the reactor's own timers run before the heartbeat's
+    // in an iteration, so no ping goes out between its last answer and the stall), never after.
+    REQUIRE(pump_until(s.reactor, [&] {
+      if (!stalled) answer_pings(dead, in);
+      return stalled;
+    }));
     const uint64_t pongs_after_stall = s.hb().pongs_received;
     REQUIRE(pump_until(s.reactor, [&] { return !s.handler.closes.empty(); }, 5s));
     const auto& close = s.handler.closes[0];
