@@ -164,6 +164,7 @@ class Child {
   }
   // Asks the child to quit and reaps it; its exit status, or -1 if it had to be killed.
   int finish(Duration timeout = 5s) {
+    if (pid_ <= 0) return -1;  // never started, or already reaped
     command('q');
     int status = 0;
     auto deadline = Clock::now() + timeout;
