@@ -16,7 +16,8 @@
   X(conns) \
   X(floor) \
   X(throughput) \
-  X(proxy)
+  X(proxy) \
+  X(soak)
 
 namespace bench {
 

@@ -116,6 +116,7 @@ bool Listener::out_of_descriptors(int error) {
   if ((error == EMFILE || error == ENFILE) && reserve_fd_ >= 0) {
     ::close(reserve_fd_);
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int accept_error = fd < 0 ? errno : 0;
     if (fd >= 0) {
       ++stats_.shed_descriptors;
       log(LogLevel::warning, "listener %s: shed a connection: out of descriptors",
@@ -123,7 +124,13 @@ bool Listener::out_of_descriptors(int error) {
       shed(fd);
     }
     reserve_fd_ = open_reserve();
-    if (fd >= 0 && reserve_fd_ >= 0) return true;
+    if (reserve_fd_ >= 0) {
+      if (fd >= 0) return true;
+      // accept4 takes a descriptor before it looks at the queue, so a full table reports EMFILE
+      // even when nobody is waiting.  Nothing to shed then, and no reason to pause: the
+      // listening socket becomes readable again when the next connection arrives.
+      if (accept_error == EAGAIN || accept_error == EWOULDBLOCK) return false;
+    }
   }
   pause();
   return false;

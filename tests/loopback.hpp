@@ -141,6 +141,21 @@ inline int read_to_end(int fd, std::string* out = nullptr, Duration timeout = 3s
   }
 }
 
+// Waits for the first thing a raw client hears: 1 = a framed ping (it is served), 0 = a reset or
+// EOF (it was shed), -1 = nothing within `timeout`.  `pump` runs the server's loop, if in-process.
+template <class Pump>
+inline int first_word(int fd, Pump&& pump, Duration timeout = 3s) {
+  std::string in;
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    int status = drain(fd, in);
+    if (in.size() >= 5) return in[4] == static_cast<char>(FrameType::ping) ? 1 : -1;
+    if (status != kOpen) return 0;
+    pump();
+  }
+  return -1;
+}
+
 // Closes `fd` with SO_LINGER {1, 0}: the peer gets a reset instead of a FIN.
 inline void reset_close(int fd) {
   linger abort{1, 0};

@@ -392,11 +392,19 @@ TEST_CASE("backpressure: a peer that never reads triggers on_high_water, then ou
     std::size_t high_waters_at_close = 0;
     s.handler.close_hook = [&](Connection&, CloseReason) { high_waters_at_close = s.handler.high_waters.size(); };
     const std::string chunk(8 * 1024, 'z');
-    std::size_t sent = 0;
+    std::size_t sent = 0, max_queued = 0;
     // Returns false once the connection closed; `c` must not be used after that.
-    while (sent < (64u << 20) && c->send(chunk)) sent += chunk.size();
+    while (sent < (64u << 20) && c->send(chunk)) {
+      sent += chunk.size();
+      max_queued = std::max(max_queued, c->queued());
+    }
     REQUIRE(s.handler.closes.size() == 1);
     CHECK(s.handler.closes[0].reason == CloseReason::output_overflow);
+    // Memory is bounded by the cap: a send that would pass it closes instead of queueing, and
+    // the queue had really reached the cap (within one frame of it) when that happened.
+    INFO("max queued " << max_queued << " of max_output " << o.max_output);
+    CHECK(max_queued <= o.max_output);
+    CHECK(max_queued + chunk.size() + 5 > o.max_output);
     REQUIRE(s.handler.high_waters.size() == 1);
     CHECK(high_waters_at_close == 1);  // high water came first
     CHECK(s.handler.high_waters[0] >= o.high_water);

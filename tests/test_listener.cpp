@@ -29,25 +29,6 @@
 using namespace evwheel;
 using namespace loopback;
 
-namespace {
-
-// Waits for the first thing a raw client hears: 1 = a framed ping (it is served), 0 = a reset or
-// EOF (it was shed), -1 = nothing within `timeout`.  `pump` runs the server's loop, if in-process.
-template <class Pump>
-int first_word(int fd, Pump&& pump, Duration timeout = 3s) {
-  std::string in;
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    int status = drain(fd, in);
-    if (in.size() >= 5) return in[4] == static_cast<char>(FrameType::ping) ? 1 : -1;
-    if (status != kOpen) return 0;
-    pump();
-  }
-  return -1;
-}
-
-}  // namespace
-
 TEST_CASE("a second Listener on the same port without reuse_port throws std::system_error (EADDRINUSE)") {
   const std::size_t fds = open_fd_count();
   {

@@ -74,7 +74,7 @@ class Listener final : private IoHandler {
 
  private:
   void on_io(uint32_t events) override;
-  bool out_of_descriptors(int error);  // false: accepting paused
+  bool out_of_descriptors(int error);  // false: end this batch (the queue is empty, or accepting paused)
   void pause();
   void shed(int fd) noexcept;
 
