@@ -815,8 +815,10 @@ int run_conns(int argc, char** argv) {
               options.client_cpu, port);
   FloorResult floor;
   if (options.floor_seconds > 0) {
-    int pairs = static_cast<int>(std::min<uint64_t>(options.conns, 1000));
-    floor = measure_floor(std::min(pairs, floor_pair_limit()), options.floor_seconds, options.server_cpu);
+    // As many pairs as the run has connections, where the descriptor limit allows: the
+    // kernel's cost per message grows with the sockets it has to touch.
+    int pairs = static_cast<int>(std::min<uint64_t>(options.conns, static_cast<uint64_t>(floor_pair_limit())));
+    floor = measure_floor(pairs, options.floor_seconds, options.server_cpu);
     std::printf("floor: %.2f us of CPU per 4-byte message (send + batched epoll_wait + recv, %d pairs on cpu %d; unbatched %.2f us)\n",
                 floor.us_per_message, floor.pairs, options.server_cpu, floor.unbatched_us_per_message);
   }
