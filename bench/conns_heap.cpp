@@ -19,6 +19,7 @@
 
 #include "conns.hpp"
 #include "evwheel/codec.hpp"
+#include "evwheel/connection.hpp"
 #include "system.hpp"
 
 namespace bench {
@@ -288,6 +289,8 @@ class HeapServer {
     sample.pongs_received = pongs_;
     sample.idle_closes = idle_closes_;
     sample.other_closes = other_closes_;
+    sample.closes_by_reason[static_cast<int>(evwheel::CloseReason::idle_timeout)] = idle_closes_;
+    sample.closes_by_reason[static_cast<int>(evwheel::CloseReason::reset)] = other_closes_;
     sample.rss_kib = sys::status_kib("RssAnon");
     sample.rtt = rtt_;
     sample.lateness = lateness_;
