@@ -411,9 +411,13 @@ class Run {
     auto steady_ns = static_cast<int64_t>(result_.steady_s * 1e9);
     cpu_fractions(server0, server1, steady_ns, &result_.server_cpu, &result_.server_wait);
     cpu_fractions(client0, client1, steady_ns, &result_.client_cpu, &result_.client_wait);
+    // Waiting is per process (averaged): W processes sharing one core wait for each other.
+    result_.server_wait /= plan_.workers;
+    result_.client_wait /= plan_.clients;
     double on_cpu = 0;
     cpu_fractions(client_start, cpu(false), static_cast<int64_t>(seconds_since(run_start) * 1e9), &on_cpu,
                   &result_.client_wait_run);
+    result_.client_wait_run /= plan_.clients;
     result_.server_core_busy = core_busy(core0, core1);
     gather(before, after);
   }
@@ -725,8 +729,8 @@ void print_table(const std::vector<Result>& results, const Options& o) {
                   " not the server's\n",
                   to_string(r.timers), 100 * r.client_cpu, 100 * r.client_wait_run, r.client_lag_ms);
     if (r.server_wait > 0.05)
-      std::printf("%s: the server waited for its CPU %.0f%% of the steady state: other load shared the core,"
-                  " its figures are noisy\n", to_string(r.timers), 100 * r.server_wait);
+      std::printf("%s: a server process waited for its CPU %.0f%% of the steady state: other load (or its"
+                  " sibling workers) shared the core\n", to_string(r.timers), 100 * r.server_wait);
     if (r.leftover_processes) std::printf("%s: %d processes had to be killed at teardown\n", to_string(r.timers), r.leftover_processes);
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
