@@ -408,6 +408,13 @@ TEST_CASE("a link cut under a peer with unacknowledged data: with user_timeout t
 // --- out of descriptors under load ----------------------------------------------------------------
 
 TEST_CASE("out of descriptors while connections heartbeat: none is closed falsely, the excess is shed, and new ones are served once some close") {
+#if defined(EVWHEEL_SANITIZE_UNDEFINED)
+  // UBSan checks each virtual call's vptr by probing memory through a pipe; the server child
+  // here has no descriptor left for one, so every check fails ("invalid vptr", "memory cannot
+  // be printed") although the objects are fine.  The plain, ASan and TSan runs cover it.
+  MESSAGE("skipped under UBSan: its vptr check needs descriptors this test's server has none of");
+  return;
+#endif
   const std::size_t fds = open_fd_count();
   {
     const Duration P = 50ms, I = 150ms;
