@@ -51,6 +51,7 @@
 
 #include "evwheel/timer_wheel.hpp"
 #include "modes.hpp"
+#include "system.hpp"
 
 namespace bench {
 
@@ -629,21 +630,6 @@ struct Row {
   Floor floor;
 };
 
-// The value of option `name` at argv[*i] ("--name value" or "--name=value"), advancing *i past
-// it; nullptr when argv[*i] is not that option, and *missing set when it has no value.
-const char* option_value(const char* name, int argc, char** argv, int* i, bool* missing) {
-  std::size_t length = std::strlen(name);
-  const char* arg = argv[*i];
-  if (std::strncmp(arg, name, length) != 0) return nullptr;
-  if (arg[length] == '=') return arg + length + 1;
-  if (arg[length] != '\0') return nullptr;
-  if (*i + 1 >= argc) {
-    *missing = true;
-    return nullptr;
-  }
-  return argv[++*i];
-}
-
 std::vector<std::string> split(const char* text) {
   std::vector<std::string> items;
   std::string list(text);
@@ -697,22 +683,22 @@ int parse_options(int argc, char** argv, Options* options) {
       return usage_error(std::string("timers: bad ") + option + " '" + value + "' (want " +
                          want + ")");
     };
-    if ((value = option_value("--sizes", argc, argv, &i, &missing))) {
+    if ((value = sys::option("--sizes", argc, argv, &i, &missing))) {
       if (!parse_sizes(value, &options->sizes))
         return bad("--sizes", "comma-separated counts from 16 to 1e9");
-    } else if ((value = option_value("--tick-ns", argc, argv, &i, &missing))) {
+    } else if ((value = sys::option("--tick-ns", argc, argv, &i, &missing))) {
       if (!parse_count(value, 1, 3'600'000'000'000, &options->tick_ns))
         return bad("--tick-ns", "ns from 1 to 3.6e12");
-    } else if ((value = option_value("--seed", argc, argv, &i, &missing))) {
+    } else if ((value = sys::option("--seed", argc, argv, &i, &missing))) {
       if (!parse_seed(value, &options->seed)) return bad("--seed", "an unsigned 64-bit integer");
-    } else if ((value = option_value("--ops", argc, argv, &i, &missing))) {
+    } else if ((value = sys::option("--ops", argc, argv, &i, &missing))) {
       if (!parse_count(value, 64, 1'000'000'000, &options->ops))
         return bad("--ops", "a count from 64 to 1e9");
-    } else if ((value = option_value("--owners", argc, argv, &i, &missing))) {
+    } else if ((value = sys::option("--owners", argc, argv, &i, &missing))) {
       if (std::strcmp(value, "cold") != 0 && std::strcmp(value, "hot") != 0)
         return bad("--owners", "cold or hot");
       options->hot = std::strcmp(value, "hot") == 0;
-    } else if ((value = option_value("--only", argc, argv, &i, &missing))) {
+    } else if ((value = sys::option("--only", argc, argv, &i, &missing))) {
       if (!parse_only(value, options->only)) return bad("--only", "a list of wheel, heap, map");
     } else if (missing) {
       return usage_error(std::string("timers: option ") + argv[i] + " needs a value");
