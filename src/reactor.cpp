@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <exception>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -38,9 +40,10 @@ TimePoint monotonic_now() noexcept {
   return TimePoint(Duration(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
 }
 
-// The epoll cookie: descriptor in the low half, registration generation in the high half.
-uint64_t cookie(int fd, uint32_t generation) {
-  return static_cast<uint32_t>(fd) | (uint64_t{generation} << 32);
+// The epoll cookie: descriptor in the low half, the low half of the registration's generation
+// in the high half (enough to tell registrations of one batch apart).
+uint64_t cookie(int fd, uint64_t generation) {
+  return static_cast<uint32_t>(fd) | (generation << 32);
 }
 
 int to_epoll_timeout(Duration wait) {
@@ -103,50 +106,50 @@ Reactor::~Reactor() {
 }
 
 void Reactor::add(int fd, uint32_t events, IoHandler& handler) {
+  assert_in_loop_thread();
   if (fd < 0) {
     errno = EBADF;
     throw_errno("evwheel: Reactor::add");
   }
-  FdSlot& slot = claim_slot(static_cast<std::size_t>(fd));
+  FdSlot& slot = slots_.claim(fd);
+  if (slot.handler) {
+    errno = EEXIST;
+    throw_errno("evwheel: Reactor::add");
+  }
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, slot.generation);
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("evwheel: Reactor::add");
+  ev.data.u64 = cookie(fd, slot.generation + 1);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int error = errno;
+    slots_.release(fd);
+    errno = error;
+    throw_errno("evwheel: Reactor::add");
+  }
+  ++slot.generation;
   slot.handler = &handler;
 }
 
-// Chunks, not one vector: a doubling vector would hold up to twice the slots in use, and the
-// copies it leaves behind stay in the heap; a chunk is allocated once and never moves.
-Reactor::FdSlot& Reactor::claim_slot(std::size_t index) {
-  std::size_t chunk = index / kFdChunk;
-  if (chunk >= fd_chunks_.size()) fd_chunks_.resize(chunk + 1);
-  if (!fd_chunks_[chunk]) fd_chunks_[chunk].reset(new FdSlot[kFdChunk]);
-  return fd_chunks_[chunk][index % kFdChunk];
-}
-
-Reactor::FdSlot* Reactor::slot_of(int fd) const noexcept {
-  auto index = static_cast<std::size_t>(fd);
-  std::size_t chunk = index / kFdChunk;
-  if (fd < 0 || chunk >= fd_chunks_.size() || !fd_chunks_[chunk]) return nullptr;
-  return &fd_chunks_[chunk][index % kFdChunk];
-}
-
 void Reactor::modify(int fd, uint32_t events) {
-  if (!registered(fd)) {
+  assert_in_loop_thread();
+  FdSlot* slot = slots_.find(fd);
+  if (!slot || !slot->handler) {
     errno = ENOENT;
     throw_errno("evwheel: Reactor::modify");
   }
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, slot_of(fd)->generation);
+  ev.data.u64 = cookie(fd, slot->generation);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw_errno("evwheel: Reactor::modify");
 }
 
 void Reactor::remove(int fd) noexcept {
-  if (!registered(fd)) return;
-  FdSlot& slot = *slot_of(fd);
-  slot.handler = nullptr;
-  ++slot.generation;  // events of this registration still in the batch no longer match
+  assert_in_loop_thread();
+  FdSlot* slot = slots_.find(fd);
+  if (!slot || !slot->handler) return;
+  // Events of this registration still in the batch find no handler; a new registration of the
+  // same number gets a new generation, so they cannot match it either.
+  slot->handler = nullptr;
+  slots_.release(fd);
   // Fails only for a descriptor closed before its removal (EBADF), a bug in the caller: the
   // kernel dropped it from the epoll set already, so only the report is left to do.
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) < 0)
@@ -154,8 +157,27 @@ void Reactor::remove(int fd) noexcept {
 }
 
 bool Reactor::registered(int fd) const noexcept {
-  const FdSlot* slot = slot_of(fd);
+  const FdSlot* slot = slots_.find(fd);
   return slot != nullptr && slot->handler != nullptr;
+}
+
+uint64_t Reactor::generation(int fd) const noexcept {
+  // peek(), not find(): a removed registration keeps its generation until the next add().
+  const FdSlot* slot = slots_.peek(fd);
+  return slot ? slot->generation : 0;
+}
+
+void Reactor::assert_in_loop_thread() const noexcept {
+#ifndef NDEBUG
+  if (in_loop_thread()) return;
+  std::ostringstream message;
+  message << "evwheel: a Reactor was used from thread " << std::this_thread::get_id()
+          << ", but it belongs to thread " << owner_.load(std::memory_order_relaxed)
+          << " (only post() and stop() may be called from other threads)\n";
+  std::string text = message.str();
+  [[maybe_unused]] auto written = ::write(2, text.data(), text.size());
+  std::abort();
+#endif
 }
 
 TimePoint Reactor::update_now() noexcept { return now_ = monotonic_now(); }
@@ -166,7 +188,7 @@ void Reactor::run() {
 }
 
 int Reactor::run_once(Duration max_wait) {
-  owner_ = std::this_thread::get_id();
+  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   int timeout = arm_timerfd() ? 0 : to_epoll_timeout(max_wait);
   int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
   if (ready < 0 && errno != EINTR) log_and_throw_errno("evwheel: epoll_wait");
@@ -183,9 +205,9 @@ int Reactor::run_once(Duration max_wait) {
   int dispatched = 0;
   for (int i = 0; i < ready; ++i) {
     uint64_t data = events_[static_cast<std::size_t>(i)].data.u64;
-    auto fd = static_cast<std::size_t>(data & 0xffffffffu);
-    FdSlot& slot = fd_chunks_[fd / kFdChunk][fd % kFdChunk];  // registered: its chunk exists
-    if (!slot.handler || slot.generation != static_cast<uint32_t>(data >> 32)) continue;
+    auto fd = static_cast<int>(data & 0xffffffffu);
+    FdSlot& slot = slots_.at(fd);  // it was registered, so its chunk exists
+    if (!slot.handler || static_cast<uint32_t>(slot.generation) != static_cast<uint32_t>(data >> 32)) continue;
     slot.handler->on_io(events_[static_cast<std::size_t>(i)].events);
     ++dispatched;
   }
@@ -268,10 +290,12 @@ void Reactor::run_posted() {
 }
 
 void Reactor::attach(TimerWheel& wheel) {
+  assert_in_loop_thread();
   if (std::find(wheels_.begin(), wheels_.end(), &wheel) == wheels_.end()) wheels_.push_back(&wheel);
 }
 
 void Reactor::detach(TimerWheel& wheel) noexcept {
+  assert_in_loop_thread();
   if (&wheel == &timers_) return;
   wheels_.erase(std::remove(wheels_.begin(), wheels_.end(), &wheel), wheels_.end());
 }
@@ -301,6 +325,7 @@ bool Reactor::arm_timerfd() {
 }
 
 TimerId Reactor::add_timer(Duration delay, Duration period, Task task) {
+  assert_in_loop_thread();
   TimerId id = next_timer_id_++;
   auto timer = std::make_unique<UserTimer>(*this, id, period, std::move(task));
   // A fresh clock read, not now(): called late in an iteration, the cached time would make
@@ -320,6 +345,7 @@ TimerId Reactor::run_every(Duration period, Task task) {
 }
 
 bool Reactor::cancel(TimerId id) noexcept {
+  assert_in_loop_thread();
   auto found = user_timers_.find(id);
   if (found == user_timers_.end()) return false;
   timers_.cancel(*found->second);

@@ -1,10 +1,11 @@
-// endpoint — the connections of one side (a server's accepted ones, or a client's): their
-// options, codec, heartbeat, user handler, statistics and storage.
+// endpoint — the connections of one side (a server's accepted ones, or a client's): the public
+// façade that owns their engine (codec, heartbeat, buffers: src/engine.hpp), their storage,
+// their options and statistics.
 //
 // A Listener or a Connector hands connected sockets to an Endpoint; the Endpoint owns them
-// from then on.  Connections live in a slab of fixed-size chunks (no allocation per
-// connection once a chunk exists, no allocator overhead per object), reads land in one scratch
-// area per endpoint, and buffers come from a pool only while bytes are pending.
+// from then on.  Connections live in an FdTable (fd_table.hpp) of fixed-size chunks (no
+// allocation per connection once a chunk exists, no allocator overhead per object), reads land
+// in one scratch area per endpoint, and buffers come from a pool only while bytes are pending.
 #pragma once
 
 #include <cstddef>
@@ -14,15 +15,14 @@
 #include <vector>
 
 #include "evwheel/address.hpp"
-#include "evwheel/buffer.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
+#include "evwheel/engine.hpp"
+#include "evwheel/fd_table.hpp"
 #include "evwheel/heartbeat.hpp"
 #include "evwheel/reactor.hpp"
 
 namespace evwheel {
-
-class Connector;
 
 // Kernel-level liveness checks that complement the application heartbeat (see the README):
 // keepalive probes an idle connection below the application; user_timeout bounds how long
@@ -56,7 +56,7 @@ struct EndpointStats {
   uint64_t closes[8] = {};  // by CloseReason
 };
 
-class Endpoint {
+class Endpoint final : private detail::Engine::Owner {
  public:
   // Throws std::invalid_argument on bad options.
   Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options = {});
@@ -67,15 +67,13 @@ class Endpoint {
 
   // Takes a connected socket (made nonblocking here), applies the socket options, starts the
   // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
-  // descriptor is closed then.  `owner` is told when the connection closes.
+  // descriptor is closed then.  `observer` (may be null) is told when the connection closes.
   // While draining, adopt() refuses: it closes `fd` and returns null.
-  Connection* adopt(int fd, Connector* owner = nullptr);
+  Connection* adopt(int fd, CloseObserver* observer = nullptr);
   // adopt() for a socket whose real client is `client` (a PROXY protocol header named it):
-  // peer_address() reports `client` for this connection, from on_open through on_close.
+  // Connection::peer_address() reports `client` for this connection, from on_open through
+  // on_close.
   Connection* adopt_proxied(int fd, const SocketAddress& client);
-  // The client's address: the one given to adopt_proxied(), else the socket's peer
-  // (getpeername); family AF_UNSPEC when the socket no longer has one (it was reset).
-  SocketAddress peer_address(const Connection& connection) const noexcept;
   void close_all(CloseReason reason = CloseReason::shutdown);
 
   // Graceful shutdown of this endpoint's connections (stop its Listener first: see Shutdown).
@@ -89,31 +87,28 @@ class Endpoint {
   // Throws std::invalid_argument for a negative deadline, std::logic_error if the endpoint is
   // already draining.
   void drain(Duration deadline, std::function<void()> done);
-  bool draining() const noexcept { return draining_; }
+  bool draining() const noexcept { return engine_.draining; }
 
   std::size_t size() const noexcept { return open_; }
   Reactor& reactor() const noexcept { return reactor_; }
   ConnectionHandler& handler() const noexcept { return handler_; }
-  const Codec& codec() const noexcept { return *codec_; }
+  const Codec& codec() const noexcept { return *engine_.codec; }
   const EndpointOptions& options() const noexcept { return options_; }
-  const HeartbeatStats& heartbeat_stats() const noexcept { return heartbeat_.stats(); }
+  const HeartbeatStats& heartbeat_stats() const noexcept { return engine_.heartbeat.stats(); }
   const EndpointStats& stats() const noexcept { return stats_; }
 
  private:
-  friend class Connection;
-  friend class Heartbeat;
+  // Connections are stored by descriptor number: a closed connection keeps its descriptor open
+  // until it is reclaimed, so its slot cannot be claimed twice; chunks never move (the wheel
+  // and epoll point into them).
+  struct Slot {
+    alignas(Connection) unsigned char bytes[sizeof(Connection)];
+  };
+  static Connection& in(Slot& slot) noexcept;
 
-  // Connections are stored by descriptor number, Redis-style: fd / kChunk picks a chunk,
-  // fd % kChunk the slot.  Chunks never move (the wheel and epoll point into them), and a
-  // closed connection keeps its descriptor open until it is reclaimed, so its slot cannot be
-  // claimed twice.
-  static constexpr std::size_t kChunk = 512;
-  struct Chunk;
-
-  Connection* admit(int fd, Connector* owner, const SocketAddress* client);
-  Connection* allocate(int fd);
-  void recycle(Connection* connection) noexcept;  // destroys it and closes its descriptor
-  void closed(Connection& connection, CloseReason reason, int error);
+  Connection* admit(int fd, CloseObserver* observer, const SocketAddress* client);
+  void closed(Connection& connection, CloseReason reason, int error) noexcept override;
+  void recycle(Connection& connection) noexcept override;  // destroys it, closes its descriptor
   template <class Visit>
   void for_each_live(Visit&& visit);
   void drain_deadline();
@@ -123,18 +118,11 @@ class Endpoint {
   Reactor& reactor_;
   ConnectionHandler& handler_;
   EndpointOptions options_;
-  std::shared_ptr<const Codec> codec_;
-  Heartbeat heartbeat_;
-  BufferPool buffers_;
-  std::unique_ptr<char[]> scratch_;
-  std::vector<std::unique_ptr<Chunk>> chunks_;
-  std::vector<Connector*> owners_;         // by fd, for connections made by a Connector
-  // By fd, for adopt_proxied(); AF_UNSPEC: no proxied client.  Grows only when proxied
-  // connections come, so endpoints without the PROXY protocol pay nothing.
-  std::vector<SocketAddress> proxied_clients_;
+  detail::Engine engine_;
+  FdTable<Slot, 512> connections_;
+  FdTable<CloseObserver*, 1024> observers_;  // for connections adopted with an observer
   std::size_t open_ = 0;
   EndpointStats stats_;
-  bool draining_ = false;
   TimerId drain_timer_ = 0;
   std::function<void()> drained_;          // drain()'s `done`, until it is posted
 };

@@ -1,17 +1,20 @@
 // reactor — one thread's event loop: epoll readiness dispatch, timers on timing wheels driven
 // by a single timerfd, and work posted from other threads through an eventfd.
 //
-// Threading rule: a Reactor and everything registered with it belong to the thread that runs
-// it.  Only stop() and post() may be called from other threads.
+// Threading rule ("one loop per thread"): a Reactor and everything registered with it belong to
+// the thread that runs it (before the first run: the thread that made it).  Only stop() and
+// post() may be called from other threads.  Builds without NDEBUG check the rule on every
+// registration, timer and connection call and abort with a message naming both threads: a
+// sanitizer sees a cross-thread call only when the race happens, this check sees it every time.
 //
 // Hot path: dispatching an event, advancing the wheels and re-arming the timerfd allocate
 // nothing and take no lock.  The timerfd is armed for the earliest due slot of the attached
 // wheels, never periodically, so a reactor with nothing to do makes no wake-ups at all.
 //
-// Stale events: every registration gets a generation number carried in its epoll event.  When
-// a handler removes a descriptor (its own or another one in the same epoll_wait batch), later
-// events of that batch for the old registration are dropped, even when the descriptor number
-// has already been reused by a new registration.
+// Stale events: every registration gets a new generation number, carried in its epoll event.
+// When a handler removes a descriptor (its own or another one in the same epoll_wait batch),
+// later events of that batch for the old registration are dropped, even when the descriptor
+// number has already been reused by a new registration.
 #pragma once
 
 #include <sys/epoll.h>
@@ -25,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "evwheel/fd_table.hpp"
 #include "evwheel/timer_wheel.hpp"
 
 namespace evwheel {
@@ -68,6 +72,9 @@ class Reactor {
   void modify(int fd, uint32_t events);
   void remove(int fd) noexcept;
   bool registered(int fd) const noexcept;
+  // The generation of `fd`'s latest registration: unique per descriptor number for the life of
+  // the reactor (64 bits), unchanged by remove() until the number is registered again.
+  uint64_t generation(int fd) const noexcept;
 
   // The loop.  run() iterates until stop(); run_once() waits at most `max_wait` (negative:
   // until something happens), dispatches one batch, runs due timers and posted tasks, and
@@ -83,7 +90,11 @@ class Reactor {
   TimePoint update_now() noexcept;
   // Completed loop iterations (tests use it to show an idle loop does not wake up).
   uint64_t iterations() const noexcept { return iterations_; }
-  bool in_loop_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+  bool in_loop_thread() const noexcept {
+    return std::this_thread::get_id() == owner_.load(std::memory_order_relaxed);
+  }
+  // Aborts with a message unless called on the loop thread (a no-op when NDEBUG is defined).
+  void assert_in_loop_thread() const noexcept;
 
   // Timers.  The reactor's own wheel; other wheels (a heartbeat's) can be attached so the one
   // timerfd wakes the loop for the earliest of them.  An attached wheel must be detached (or
@@ -101,14 +112,12 @@ class Reactor {
 
  private:
   struct FdSlot {
-    IoHandler* handler = nullptr;
-    uint32_t generation = 0;
+    IoHandler* handler = nullptr;  // null: not registered
+    uint64_t generation = 0;       // of the latest registration; its low half is in the cookie
   };
   struct UserTimer;
   class Internal;
 
-  FdSlot& claim_slot(std::size_t index);
-  FdSlot* slot_of(int fd) const noexcept;  // null when no chunk holds `fd`
   TimerId add_timer(Duration delay, Duration period, Task task);
   static void on_user_timer(TimerEntry& entry);
   void run_timers();
@@ -121,13 +130,13 @@ class Reactor {
   int epoll_fd_ = -1;
   int timer_fd_ = -1;
   int wake_fd_ = -1;
-  std::thread::id owner_;
+  // Atomic only so that the check itself is no data race when it catches another thread.
+  std::atomic<std::thread::id> owner_;
   TimePoint now_{};
   uint64_t iterations_ = 0;
   std::atomic<bool> stopping_{false};
 
-  static constexpr std::size_t kFdChunk = 1024;  // 16 KiB of slots, allocated when first used
-  std::vector<std::unique_ptr<FdSlot[]>> fd_chunks_;  // indexed by descriptor number
+  FdTable<FdSlot, 1024> slots_;          // 16 KiB chunks of registrations, by descriptor
   std::vector<epoll_event> events_;     // one epoll_wait batch
   std::unique_ptr<Internal> timer_fd_handler_;
   std::unique_ptr<Internal> wake_fd_handler_;
