@@ -45,6 +45,11 @@ Connection::~Connection() = default;
 
 Endpoint& Connection::endpoint() const noexcept { return engine_->endpoint; }
 
+ConnectionId Connection::id() const noexcept {
+  const Reactor& reactor = engine_->reactor;
+  return ConnectionId{reactor.generation(fd_), fd_, reactor.index(), engine_->number};
+}
+
 template <class Body>
 bool Connection::guarded(Body&& body) {
   ++busy_;
@@ -73,6 +78,12 @@ void Connection::on_io(uint32_t events) {
 
 bool Connection::notify_open() {
   return guarded([&] { engine_->handler.on_open(*this); });
+}
+
+bool Connection::send_guarded(std::string_view payload) {
+  bool sent = false;
+  guarded([&] { sent = send_frame(FrameType::data, payload.data(), payload.size()); });
+  return sent;
 }
 
 void Connection::on_heartbeat(TimerEntry& entry) {

@@ -31,6 +31,17 @@ void EndpointOptions::validate() const {
     throw std::invalid_argument("evwheel: user_timeout must not be negative");
 }
 
+const char* to_string(SendResult result) noexcept {
+  switch (result) {
+    case SendResult::sent: return "sent";
+    case SendResult::queued: return "queued";
+    case SendResult::no_connection: return "no connection";
+    case SendResult::refused: return "refused";
+    case SendResult::mailbox_full: return "mailbox full";
+  }
+  return "unknown";
+}
+
 namespace {
 // Closes that point at a misbehaving peer or a socket failure are worth an operator's look;
 // the others are routine at any scale.
@@ -66,6 +77,7 @@ Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions
               pinging_side(options_),
               detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output}) {
   reactor_.assert_in_loop_thread();
+  engine_.number = reactor_.add_receiver(*this);
 }
 
 Endpoint::~Endpoint() {
@@ -74,6 +86,7 @@ Endpoint::~Endpoint() {
   drain_timer_ = 0;
   engine_.draining = false;
   close_all(CloseReason::shutdown);
+  reactor_.remove_receiver(engine_.number);
 }
 
 void Endpoint::apply_socket_options(int fd) const {
@@ -177,16 +190,58 @@ void Endpoint::closed(Connection& connection, CloseReason reason, int error) noe
   if (engine_.draining && open_ == 0) drained();
 }
 
-template <class Visit>
-void Endpoint::for_each_live(Visit&& visit) {
-  // A close may close others (from on_close): the table looks at each slot's bit again.
-  connections_.for_each([&](int, Slot& slot) { visit(in(slot)); });
+Connection* Endpoint::find(const ConnectionId& id) const noexcept {
+  if (id.reactor != reactor_.index() || id.endpoint != engine_.number) return nullptr;
+  Slot* slot = connections_.find(id.fd);
+  if (!slot) return nullptr;
+  Connection& connection = in(*slot);
+  // A closed connection awaiting reclaim is out of epoll, but its registration's generation
+  // stays until the descriptor is registered again: its state tells it apart.
+  if (connection.state_ != Connection::State::open || reactor_.generation(id.fd) != id.generation) return nullptr;
+  return &connection;
+}
+
+SendResult Endpoint::send(const ConnectionId& id, std::string_view payload) {
+  if (!reactor_.in_loop_thread())
+    return reactor_.mail({engine_.number, Mailbox::Target::one, id, payload}) ? SendResult::queued
+                                                                                : SendResult::mailbox_full;
+  Connection* connection = find(id);
+  if (!connection) return SendResult::no_connection;
+  return connection->send_guarded(payload) ? SendResult::sent : SendResult::refused;
+}
+
+SendResult Endpoint::broadcast(std::string_view payload) {
+  if (!reactor_.in_loop_thread())
+    return reactor_.mail({engine_.number, Mailbox::Target::all, {}, payload}) ? SendResult::queued
+                                                                               : SendResult::mailbox_full;
+  broadcast_now(payload);
+  return SendResult::sent;
+}
+
+void Endpoint::broadcast_now(std::string_view payload) {
+  std::size_t behind = options_.high_water;
+  for_each([&](Connection& connection) {
+    if (connection.queued() >= behind)
+      ++stats_.broadcast_skipped;
+    else
+      connection.send_guarded(payload);
+  });
+}
+
+void Endpoint::receive(const Mailbox::Letter& letter) {
+  if (letter.target == Mailbox::Target::all) return broadcast_now(letter.bytes);
+  Connection* connection = find(letter.id);
+  if (!connection) {
+    ++stats_.mail_dropped;
+    return;
+  }
+  connection->send_guarded(letter.bytes);
 }
 
 void Endpoint::close_all(CloseReason reason) {
   reactor_.assert_in_loop_thread();
   // close() is a no-op for a connection already closed and awaiting reclaim.
-  for_each_live([reason](Connection& connection) { connection.close(reason, 0); });
+  for_each([reason](Connection& connection) { connection.close(reason, 0); });
 }
 
 void Endpoint::drain(Duration deadline, std::function<void()> done) {
@@ -200,15 +255,14 @@ void Endpoint::drain(Duration deadline, std::function<void()> done) {
     drain_timer_ = 0;
     drain_deadline();
   });
-  for_each_live([](Connection& connection) {
+  for_each([](Connection& connection) {
     if (connection.queued() == 0) connection.close(CloseReason::shutdown, 0);
   });
   if (open_ == 0) drained();
 }
 
 void Endpoint::drain_deadline() {
-  for_each_live([](Connection& connection) {
-    if (connection.state_ == Connection::State::closed) return;
+  for_each([](Connection& connection) {
     linger abort{1, 0};
     ::setsockopt(connection.fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
     connection.close(CloseReason::shutdown, 0);

@@ -76,7 +76,11 @@ struct Reactor::UserTimer : TimerEntry {
 };
 
 Reactor::Reactor(ReactorOptions options)
-    : owner_(std::this_thread::get_id()), now_(monotonic_now()), timers_(now_, options.timers) {
+    : owner_(std::this_thread::get_id()),
+      now_(monotonic_now()),
+      timers_(now_, options.timers),
+      index_(options.index),
+      mailbox_(options.mailbox_bytes) {
   if (options.max_events < 1) throw std::invalid_argument("evwheel: max_events must be >= 1");
   events_.resize(static_cast<std::size_t>(options.max_events));
   wheels_.push_back(&timers_);
@@ -213,12 +217,17 @@ int Reactor::run_once(Duration max_wait) {
   }
   run_timers();
   run_posted();
+  deliver_mail();
   ++iterations_;
   return dispatched;
 }
 
 void Reactor::stop() noexcept {
   stopping_.store(true, std::memory_order_release);
+  wake();
+}
+
+void Reactor::wake() noexcept {
   uint64_t one = 1;
   [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
 }
@@ -231,17 +240,12 @@ void Reactor::post(Task task) {
     wake = !wake_pending_;
     wake_pending_ = true;
   }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
-  }
+  if (wake) this->wake();
 }
 
 void Reactor::wake_if_posted() noexcept {
   std::lock_guard<std::mutex> lock(posted_mutex_);
-  if (posted_.empty()) return;
-  uint64_t one = 1;
-  [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+  if (!posted_.empty() || mail_waiting_.load(std::memory_order_relaxed)) wake();
 }
 
 void Reactor::drain_wakeups() {
@@ -276,8 +280,7 @@ void Reactor::run_posted() {
                                std::make_move_iterator(reactor.running_.end()));
         if (!reactor.wake_pending_) {
           reactor.wake_pending_ = true;
-          uint64_t one = 1;
-          [[maybe_unused]] auto written = write(reactor.wake_fd_, &one, sizeof one);
+          reactor.wake();
         }
       }
       reactor.running_.clear();
@@ -287,6 +290,47 @@ void Reactor::run_posted() {
     Task& task = running_[next++];
     task();
   }
+}
+
+bool Reactor::mail(const Mailbox::Letter& letter) {
+  bool was_empty = false;
+  if (!mailbox_.put(letter, &was_empty)) return false;
+  // One wake-up per batch: the first letter into an empty mailbox wakes the loop.
+  if (was_empty) {
+    mail_waiting_.store(true, std::memory_order_release);
+    wake();
+  }
+  return true;
+}
+
+void Reactor::deliver_mail() {
+  if (!mail_waiting_.exchange(false, std::memory_order_acquire)) return;
+  mailbox_.deliver([this](const Mailbox::Letter& letter) {
+    if (letter.receiver == kEveryReceiver) {
+      // Indexing, not iterators: a receiver may add or remove receivers.
+      for (std::size_t i = 0; i < receivers_.size(); ++i)
+        if (receivers_[i]) receivers_[i]->receive(letter);
+    } else if (letter.receiver < receivers_.size() && receivers_[letter.receiver]) {
+      receivers_[letter.receiver]->receive(letter);
+    }
+  });
+}
+
+uint16_t Reactor::add_receiver(MessageReceiver& receiver) {
+  assert_in_loop_thread();
+  auto free = std::find(receivers_.begin(), receivers_.end(), nullptr);
+  if (free != receivers_.end()) {
+    *free = &receiver;
+    return static_cast<uint16_t>(free - receivers_.begin());
+  }
+  if (receivers_.size() >= kEveryReceiver) throw std::length_error("evwheel: more than 65536 receivers on one reactor");
+  receivers_.push_back(&receiver);
+  return static_cast<uint16_t>(receivers_.size() - 1);
+}
+
+void Reactor::remove_receiver(uint16_t number) noexcept {
+  assert_in_loop_thread();
+  if (number < receivers_.size()) receivers_[number] = nullptr;
 }
 
 void Reactor::attach(TimerWheel& wheel) {

@@ -22,10 +22,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstddef>
 #include <string_view>
 
 #include "evwheel/address.hpp"
 #include "evwheel/codec.hpp"
+#include "evwheel/connection_id.hpp"
 #include "evwheel/heartbeat.hpp"
 #include "evwheel/reactor.hpp"
 
@@ -87,6 +89,9 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   Connection& operator=(const Connection&) = delete;
 
   int fd() const noexcept { return fd_; }
+  // Unique for the life of the process (connection_id.hpp): keep it, not the pointer, to reach
+  // this connection later (Endpoint::find, Endpoint::send, ReactorPool::send).
+  ConnectionId id() const noexcept;
   bool open() const noexcept { return state_ == State::open; }
   Endpoint& endpoint() const noexcept;
 
@@ -115,8 +120,13 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   // socket's peer; family AF_UNSPEC when the socket no longer has one (it was reset).
   SocketAddress peer_address() const noexcept;
   SocketAddress local_address() const noexcept;  // the socket's own address
-  void* context() const noexcept { return context_; }
-  void set_context(void* context) noexcept { context_ = context; }
+  // The application's per-connection state: one pointer, set from on_open, read in any
+  // callback as the type it was set as (context<Session>()); nothing checks that type.
+  template <class T>
+  void set_context(T* context) noexcept { context_ = const_cast<void*>(static_cast<const void*>(context)); }
+  void set_context(std::nullptr_t) noexcept { context_ = nullptr; }
+  template <class T = void>
+  T* context() const noexcept { return static_cast<T*>(context_); }
 
  private:
   friend class Endpoint;
@@ -127,6 +137,9 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   void check_liveness();
   bool asking() const noexcept { return state_ == State::open; }  // may send a ping
   bool notify_open();  // runs on_open; false if the connection closed (and was reclaimed)
+  // send() for a message that does not come from this connection's own callbacks (a letter,
+  // a broadcast): an exception from on_high_water closes this connection, not the caller's.
+  bool send_guarded(std::string_view payload);
   // Runs a callback scope: user exceptions close the connection (reason error), and a
   // connection closed inside is reclaimed on the way out.  Returns whether it is still open.
   template <class Body>

@@ -53,10 +53,22 @@ struct EndpointOptions {
 
 struct EndpointStats {
   uint64_t opened = 0;
-  uint64_t closes[8] = {};  // by CloseReason
+  uint64_t closes[8] = {};        // by CloseReason
+  uint64_t mail_dropped = 0;      // letters (send by id) for a connection that had closed
+  uint64_t broadcast_skipped = 0; // broadcast copies not queued: the connection was above high_water
 };
 
-class Endpoint final : private detail::Engine::Owner {
+// What send(id, ...) and broadcast() did.
+enum class SendResult : uint8_t {
+  sent,           // on the loop thread: handed to the connection (written or queued)
+  queued,         // from another thread: in the reactor's mailbox, sent on the loop
+  no_connection,  // on the loop thread: the id names no open connection of this endpoint
+  refused,        // the connection would not take it (the codec cannot carry it, or it closed)
+  mailbox_full,   // from another thread: the reactor's mailbox has no room; nothing was queued
+};
+const char* to_string(SendResult result) noexcept;
+
+class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
  public:
   // Throws std::invalid_argument on bad options.
   Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options = {});
@@ -75,6 +87,26 @@ class Endpoint final : private detail::Engine::Owner {
   // on_close.
   Connection* adopt_proxied(int fd, const SocketAddress& client);
   void close_all(CloseReason reason = CloseReason::shutdown);
+
+  // Connection handles.  find() (loop thread) returns the open connection `id` names, or null
+  // when it has closed or belongs to another endpoint.  send() may be called from any thread:
+  // on the loop thread it sends at once; from another it queues a copy in the reactor's
+  // bounded mailbox (reactor.hpp), never blocking — a full mailbox is SendResult::mailbox_full
+  // — and the loop sends it later, or drops and counts it (stats().mail_dropped) if the
+  // connection has closed by then.
+  Connection* find(const ConnectionId& id) const noexcept;
+  SendResult send(const ConnectionId& id, std::string_view payload);
+  // One data message to every open connection, from any thread (from another, through the
+  // mailbox as for send()).  A connection whose queued output is at or above high_water is
+  // behind: it is skipped and counted (stats().broadcast_skipped), so one slow reader neither
+  // grows memory nor holds the others back; the hard cap (max_output) still closes a
+  // connection that keeps falling behind through its own sends.  On the loop thread returns
+  // sent; from another, queued or mailbox_full.
+  SendResult broadcast(std::string_view payload);
+  // Calls visit(Connection&) for every open connection, in descriptor order (loop thread).
+  // `visit` may send, close, or close others.
+  template <class Visit>
+  void for_each(Visit&& visit);
 
   // Graceful shutdown of this endpoint's connections (stop its Listener first: see Shutdown).
   // Connections with nothing queued close at once; the others stay fully alive (reading,
@@ -107,10 +139,10 @@ class Endpoint final : private detail::Engine::Owner {
   static Connection& in(Slot& slot) noexcept;
 
   Connection* admit(int fd, CloseObserver* observer, const SocketAddress* client);
+  void receive(const Mailbox::Letter& letter) override;
+  void broadcast_now(std::string_view payload);
   void closed(Connection& connection, CloseReason reason, int error) noexcept override;
   void recycle(Connection& connection) noexcept override;  // destroys it, closes its descriptor
-  template <class Visit>
-  void for_each_live(Visit&& visit);
   void drain_deadline();
   void drained();
   void apply_socket_options(int fd) const;
@@ -126,5 +158,15 @@ class Endpoint final : private detail::Engine::Owner {
   TimerId drain_timer_ = 0;
   std::function<void()> drained_;          // drain()'s `done`, until it is posted
 };
+
+template <class Visit>
+void Endpoint::for_each(Visit&& visit) {
+  reactor_.assert_in_loop_thread();
+  // A close may close others (from on_close): the table looks at each slot's bit again.
+  connections_.for_each([&](int, Slot& slot) {
+    Connection& connection = in(slot);
+    if (connection.open() || connection.state_ == Connection::State::half_closed) visit(connection);
+  });
+}
 
 }  // namespace evwheel

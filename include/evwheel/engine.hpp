@@ -69,6 +69,7 @@ class Engine {
   const std::unique_ptr<char[]> scratch;  // reads land here; only partial frames are copied out
   const Limits limits;
   bool draining = false;                   // a connection whose output drained closes
+  uint16_t number = 0;                     // the endpoint's receiver number on the reactor (ConnectionId)
   // Clients named by PROXY headers, by descriptor (Endpoint::adopt_proxied).  Chunks appear
   // only when proxied connections come, so endpoints without the PROXY protocol pay nothing.
   FdTable<SocketAddress, 256> proxied_clients;

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "evwheel/fd_table.hpp"
+#include "evwheel/mailbox.hpp"
 #include "evwheel/timer_wheel.hpp"
 
 namespace evwheel {
@@ -47,6 +48,11 @@ struct ReactorOptions {
   TimerWheelOptions timers{};
   // Events taken per epoll_wait call.
   int max_events = 1024;
+  // This reactor's number in ConnectionIds (ReactorPool numbers its reactors 0, 1, ...).
+  uint16_t index = 0;
+  // Bytes of letters from other threads that may wait for the loop (see mailbox.hpp); memory
+  // is taken only when the first letter comes.
+  std::size_t mailbox_bytes = std::size_t{1} << 20;
 };
 
 // Identifies a timer made by run_after()/run_every(); 0 is never a valid id.
@@ -83,6 +89,19 @@ class Reactor {
   int run_once(Duration max_wait);
   void stop() noexcept;      // thread-safe; run() returns after the current iteration
   void post(Task task);      // thread-safe; `task` runs on the loop thread, in posting order
+
+  // Letters for connections (mailbox.hpp).  mail() is thread-safe and never blocks: false when
+  // the mailbox is full (counted in mailbox().refused()).  Letters are handed to their
+  // receiver on the loop thread in the order they were put; one whose receiver is gone is
+  // dropped.  Receivers are numbered from 0 on each reactor (at most 65535 at a time).
+  // A receiver that throws from receive() loses the rest of that batch (Mailbox::lost()).
+  // A letter for receiver kEveryReceiver goes to every receiver of the reactor.
+  static constexpr uint16_t kEveryReceiver = UINT16_MAX;
+  bool mail(const Mailbox::Letter& letter);
+  uint16_t add_receiver(MessageReceiver& receiver);
+  void remove_receiver(uint16_t number) noexcept;
+  const Mailbox& mailbox() const noexcept { return mailbox_; }
+  uint16_t index() const noexcept { return index_; }
 
   // The monotonic time read once per iteration (after epoll_wait returns).
   TimePoint now() const noexcept { return now_; }
@@ -125,7 +144,9 @@ class Reactor {
   void on_timer_fd();
   void drain_wakeups();
   void wake_if_posted() noexcept;
+  void wake() noexcept;
   void run_posted();
+  void deliver_mail();
 
   int epoll_fd_ = -1;
   int timer_fd_ = -1;
@@ -149,6 +170,11 @@ class Reactor {
   TimerId next_timer_id_ = 1;
   TimerId firing_timer_ = 0;
   bool firing_cancelled_ = false;
+
+  uint16_t index_;
+  Mailbox mailbox_;
+  std::atomic<bool> mail_waiting_{false};
+  std::vector<MessageReceiver*> receivers_;  // by number; null: free
 
   std::mutex posted_mutex_;
   std::vector<Task> posted_;
