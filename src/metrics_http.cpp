@@ -77,7 +77,9 @@ std::string response(std::string_view status, std::string_view extra_headers, co
 }
 
 EndpointOptions endpoint_options(Duration deadline) {
-  if (deadline <= Duration::zero()) throw std::invalid_argument("evwheel: metrics_http deadline must be > 0");
+  // An hour is far beyond any scrape; the bound keeps the idle timeout below from overflowing.
+  if (deadline <= Duration::zero() || deadline > std::chrono::hours(1))
+    throw std::invalid_argument("evwheel: metrics_http deadline must be within (0, 1 h]");
   EndpointOptions options;
   options.side = Side::server;
   options.codec = std::make_shared<HeadCodec>();

@@ -176,7 +176,7 @@ TEST_CASE("metrics_http: a request head over kMaxRequest bytes is answered 431 w
   CHECK(body_of(ask(s, exact)) == kBody);
 }
 
-TEST_CASE("metrics_http: it listens on the configured address only; a bad address throws") {
+TEST_CASE("metrics_http: it listens on the configured address only; a bad address or deadline throws") {
   const std::size_t fds = open_fd_count();
   {
     MetricsHttpOptions options;
@@ -199,9 +199,11 @@ TEST_CASE("metrics_http: it listens on the configured address only; a bad addres
     CHECK_THROWS_AS(MetricsHttp(reactor, render, bad), std::invalid_argument);
     bad.address = "127.0.0.2:" + std::to_string(s.http.port());
     CHECK_THROWS_AS(MetricsHttp(reactor, render, bad), std::system_error);  // EADDRINUSE
-    MetricsHttpOptions no_deadline;
-    no_deadline.deadline = Duration::zero();
-    CHECK_THROWS_AS(MetricsHttp(reactor, render, no_deadline), std::invalid_argument);
+    for (Duration deadline : {Duration::zero(), Duration(-1), Duration::max()}) {
+      MetricsHttpOptions wrong;
+      wrong.deadline = deadline;
+      CHECK_THROWS_AS(MetricsHttp(reactor, render, wrong), std::invalid_argument);
+    }
   }
   CHECK(open_fd_count() == fds);
 }
@@ -270,50 +272,28 @@ namespace {
 
 constexpr int kChildRoom = 3;  // descriptors the child has left for clients
 
-// The child's command pipe: 'r' sends a report, 'q' (or EOF) stops its loop.
-class ChildControl final : public IoHandler {
- public:
-  ChildControl(Reactor& reactor, const MetricsHttp& http, int in, int out)
-      : reactor_(reactor), http_(http), in_(in), out_(out) {}
-  void report() const {
-    child::Message r;
-    r.kind = 'r';
-    r.port = http_.port();
-    r.open = http_.clients();
-    r.accepted = http_.listener_stats().accepted;
-    r.shed_descriptors = http_.listener_stats().shed_descriptors;
-    r.pauses = http_.listener_stats().pauses;
-    child::send_message(out_, r);
-  }
-  void on_io(uint32_t) override {
-    char command = 'q';
-    if (::read(in_, &command, 1) != 1) command = 'q';
-    if (command == 'r') report();
-    if (command == 'q') {
-      reactor_.remove(in_);
-      reactor_.stop();
-    }
-  }
-
- private:
-  Reactor& reactor_;
-  const MetricsHttp& http_;
-  int in_, out_;
-};
-
 // A metrics endpoint that has kChildRoom descriptors left once it is set up.
 int run_starved_metrics(int in, int out) {
   Reactor reactor;
   MetricsHttpOptions options;
   options.deadline = 30s;  // held clients stay held for the whole test
   MetricsHttp http(reactor, [] { return kBody; }, options);
-  ChildControl control(reactor, http, in, out);
-  reactor.add(in, EPOLLIN, control);
+  auto report = [&] {
+    child::Message r;
+    r.kind = 'r';
+    r.port = http.port();
+    r.open = http.clients();
+    r.shed_descriptors = http.listener_stats().shed_descriptors;
+    r.pauses = http.listener_stats().pauses;
+    child::send_message(out, r);
+  };
+  child::Commands commands(reactor, in, report);
+  reactor.add(in, EPOLLIN, commands);
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   limit.rlim_cur = static_cast<rlim_t>(open_fd_count()) + kChildRoom;  // descriptors are 0..count-1
   if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) return 3;
-  control.report();
+  report();
   reactor.run();
   return 0;
 }

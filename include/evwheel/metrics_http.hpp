@@ -37,7 +37,7 @@ struct MetricsHttpOptions {
   // HOST:PORT as for ListenerOptions::address; port 0 picks a free one (see port()).  Metrics
   // are for the operator's scraper, so the default is loopback only.
   std::string address = "127.0.0.1:0";
-  // From accept to the last byte of the answer.
+  // From accept to the last byte of the answer; at most an hour.
   Duration deadline = std::chrono::seconds(5);
 };
 
@@ -48,8 +48,8 @@ class MetricsHttp final : private ConnectionHandler {
 
   using Render = std::function<std::string()>;
 
-  // Binds and listens.  Throws std::invalid_argument for a bad address or a deadline that is
-  // not positive, std::system_error when the socket cannot be set up (e.g. EADDRINUSE).
+  // Binds and listens.  Throws std::invalid_argument for a bad address or a deadline outside
+  // (0, 1 h], std::system_error when the socket cannot be set up (e.g. EADDRINUSE).
   MetricsHttp(Reactor& reactor, Render render, MetricsHttpOptions options = {});
   MetricsHttp(const MetricsHttp&) = delete;
   MetricsHttp& operator=(const MetricsHttp&) = delete;
