@@ -192,12 +192,12 @@ TEST_CASE("TLS through HAProxy with docs/tls.md's config: heartbeats flow, a mut
     std::vector<std::string> clients;  // peer_address() at on_open: the PROXY header's client
     std::vector<std::string> sockets;  // the socket's own peer: HAProxy
     handler.open_hook = [&](Connection& c) {
-      clients.push_back(to_string(endpoint.peer_address(c)));
+      clients.push_back(to_string(c.peer_address()));
       sockets.push_back(peer_host(c.fd()));
     };
     std::vector<std::string> idle_closed;
     handler.close_hook = [&](Connection& c, CloseReason reason) {
-      if (reason == CloseReason::idle_timeout) idle_closed.push_back(to_string(endpoint.peer_address(c)));
+      if (reason == CloseReason::idle_timeout) idle_closed.push_back(to_string(c.peer_address()));
     };
 
     // HAProxy's frontend socket is bound here and handed over as fd@N: no port race.
