@@ -207,8 +207,9 @@ class HeapServer {
     c->last_receive = now_;
     std::string_view input(scratch_.get(), c->partial + static_cast<std::size_t>(got));
     evwheel::Frame frame;
+    evwheel::CodecState state;
     for (;;) {
-      std::ptrdiff_t used = codec_->decode(input, frame);
+      std::ptrdiff_t used = codec_->decode(const_cast<char*>(input.data()), input.size(), frame, state, 0);
       if (used < 0) return close(c, true);
       if (used == 0) break;
       if (frame.type == evwheel::FrameType::pong && c->ping_outstanding) {
@@ -244,7 +245,7 @@ class HeapServer {
   bool send_ping(HeapConnection* c) {
     char frame[evwheel::Codec::kMaxHeader + 8];
     std::size_t payload = codec_->ping_payload_size();
-    int header = codec_->encode_header(evwheel::FrameType::ping, payload, frame);
+    int header = codec_->encode_header(evwheel::FrameType::ping, evwheel::MessageType::binary, payload, nullptr, frame);
     std::memset(frame + header, 0, payload);
     auto size = static_cast<std::size_t>(header) + payload;
     if (send(c->fd, frame, size, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(size)) {

@@ -27,6 +27,7 @@ void EndpointOptions::validate() const {
                            socket.keepalive_interval < std::chrono::seconds(1) ||
                            socket.keepalive_count < 1))
     throw std::invalid_argument("evwheel: keepalive idle/interval must be >= 1 s and count >= 1");
+  if (close_timeout <= Duration::zero()) throw std::invalid_argument("evwheel: endpoint close_timeout must be > 0");
   if (socket.user_timeout < Duration::zero())
     throw std::invalid_argument("evwheel: user_timeout must not be negative");
 }
@@ -75,7 +76,8 @@ Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions
       engine_(reactor, handler, *this, *this,
               options_.codec ? options_.codec : std::make_shared<FramedCodec>(), options_.heartbeat,
               pinging_side(options_),
-              detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output}) {
+              detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output,
+                                     options_.close_timeout}) {
   reactor_.assert_in_loop_thread();
   engine_.number = reactor_.add_receiver(*this);
 }
@@ -197,7 +199,7 @@ Connection* Endpoint::find(const ConnectionId& id) const noexcept {
   Connection& connection = in(*slot);
   // A closed connection awaiting reclaim is out of epoll, but its registration's generation
   // stays until the descriptor is registered again: its state tells it apart.
-  if (connection.state_ != Connection::State::open || reactor_.generation(id.fd) != id.generation) return nullptr;
+  if (!connection.open() || reactor_.generation(id.fd) != id.generation) return nullptr;
   return &connection;
 }
 
@@ -256,7 +258,7 @@ void Endpoint::drain(Duration deadline, std::function<void()> done) {
     drain_deadline();
   });
   for_each([](Connection& connection) {
-    if (connection.queued() == 0) connection.close(CloseReason::shutdown, 0);
+    if (connection.queued() == 0) connection.close_gracefully(1001, CloseReason::shutdown);
   });
   if (open_ == 0) drained();
 }

@@ -22,16 +22,17 @@ class HeadCodec final : public Codec {
  public:
   std::string_view name() const noexcept override { return "http-request-head"; }
 
-  std::ptrdiff_t decode(std::string_view input, Frame& frame) const noexcept override {
+  std::ptrdiff_t decode(char* bytes, std::size_t size, Frame& frame, CodecState&, std::size_t) const noexcept override {
+    std::string_view input(bytes, size);
     std::string_view window = input.substr(0, MetricsHttp::kMaxRequest);
     std::size_t end = head_end(window);
     if (end == 0 && input.size() < MetricsHttp::kMaxRequest) return 0;
     if (end == 0) end = window.size();
-    frame.type = FrameType::data;
+    frame = Frame{};
     frame.payload = input.substr(0, end);
     return static_cast<std::ptrdiff_t>(end);
   }
-  int encode_header(FrameType type, std::size_t, char*) const noexcept override {
+  int encode_header(FrameType type, MessageType, std::size_t, const uint8_t*, char*) const noexcept override {
     return type == FrameType::data ? 0 : -1;
   }
   std::size_t ping_payload_size() const noexcept override { return 0; }

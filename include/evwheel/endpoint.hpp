@@ -45,6 +45,9 @@ struct EndpointOptions {
   SocketOptions socket;
   std::size_t high_water = 1u << 20;       // queued output that triggers on_high_water
   std::size_t max_output = 16u << 20;      // queued output that closes (output_overflow)
+  // A close handshake (codecs with close frames: WebSocket) waits this long for the peer's
+  // close frame before it resets the connection.
+  Duration close_timeout = std::chrono::seconds(5);
   std::size_t read_size = 64u << 10;       // the scratch area each read lands in
 
   // Throws std::invalid_argument naming the bad field (and see HeartbeatPolicy::validate).
@@ -103,7 +106,8 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   // connection that keeps falling behind through its own sends.  On the loop thread returns
   // sent; from another, queued or mailbox_full.
   SendResult broadcast(std::string_view payload);
-  // Calls visit(Connection&) for every open connection, in descriptor order (loop thread).
+  // Calls visit(Connection&) for every connection not yet closed (open, half-closed, or in its
+  // close handshake), in descriptor order (loop thread).
   // `visit` may send, close, or close others.
   template <class Visit>
   void for_each(Visit&& visit);
@@ -165,7 +169,7 @@ void Endpoint::for_each(Visit&& visit) {
   // A close may close others (from on_close): the table looks at each slot's bit again.
   connections_.for_each([&](int, Slot& slot) {
     Connection& connection = in(slot);
-    if (connection.open() || connection.state_ == Connection::State::half_closed) visit(connection);
+    if (connection.state() != Connection::State::closed) visit(connection);
   });
 }
 
