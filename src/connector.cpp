@@ -10,6 +10,9 @@
 #include <stdexcept>
 
 #include "evwheel/address.hpp"
+#include "evwheel/log.hpp"
+#include "http_head.hpp"
+#include "websocket_handshake.hpp"
 
 namespace evwheel {
 
@@ -17,6 +20,7 @@ Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
     : endpoint_(endpoint),
       reactor_(endpoint.reactor()),
       options_(std::move(options)),
+      websocket_(dynamic_cast<const WebSocketCodec*>(&endpoint.codec())),
       random_(static_cast<std::minstd_rand::result_type>(
           reinterpret_cast<uintptr_t>(this) ^ static_cast<uintptr_t>(reactor_.now().time_since_epoch().count()))) {
   remote_ = parse_address(options_.address);
@@ -53,6 +57,7 @@ void Connector::cancel_timer() noexcept {
 }
 
 void Connector::abandon_socket() noexcept {
+  handshaking_ = false;
   if (fd_ < 0) return;
   reactor_.remove(fd_);
   ::close(fd_);
@@ -84,7 +89,8 @@ void Connector::attempt() {
   });
 }
 
-void Connector::on_io(uint32_t) {
+void Connector::on_io(uint32_t events) {
+  if (handshaking_) return read_handshake(events);
   int error = 0;
   socklen_t length = sizeof error;
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
@@ -95,6 +101,8 @@ void Connector::on_io(uint32_t) {
 }
 
 void Connector::connected() {
+  if (websocket_ && !handshaking_) return start_handshake();
+  handshaking_ = false;
   int fd = fd_;
   fd_ = -1;
   failures_ = 0;
@@ -105,6 +113,73 @@ void Connector::connected() {
     state_ = State::idle;
     retry_later();
   }
+}
+
+void Connector::start_handshake() {
+  const WebSocketOptions& options = websocket_->options();
+  websocket::ClientRequest request;
+  // The Host field: the name or address we connect to (a Unix socket has none).
+  request.host = !options.host.empty() ? options.host
+                 : options_.address.compare(0, 5, "unix:") == 0 ? "localhost"
+                                                                : options_.address;
+  request.path = options.path;
+  request.subprotocols = options.subprotocols;
+  request.fields = options.fields;
+  std::string bytes;
+  try {
+    websocket_key_ = websocket::random_client_key();
+    websocket::write_client_request(request, websocket_key_, bytes);
+  } catch (const std::system_error& error) {
+    return failed(error.code().value());
+  } catch (const std::invalid_argument& error) {
+    log(LogLevel::error, "connector %s: websocket handshake: %s", options_.address.c_str(), error.what());
+    return failed(EINVAL);
+  }
+  // A fresh socket's send buffer takes the whole request at once.
+  if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
+    return failed(errno ? errno : EIO);
+  handshaking_ = true;
+  try {
+    reactor_.add(fd_, EPOLLIN | EPOLLRDHUP, *this);  // off epoll since the connect completed
+  } catch (const std::system_error& error) {
+    return failed(error.code().value());
+  }
+  if (!timer_)
+    timer_ = reactor_.run_after(options_.connect_timeout, [this] {
+      timer_ = 0;
+      failed(ETIMEDOUT);
+    });
+}
+
+void Connector::read_handshake(uint32_t events) {
+  char head[http::kDefaultMaxHead + 1];
+  ssize_t got = ::recv(fd_, head, sizeof head, MSG_PEEK);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (got <= 0) return failed(got == 0 ? ECONNRESET : errno);
+  http::HeadScanner scanner;
+  switch (scanner.scan(std::string_view(head, static_cast<std::size_t>(got)))) {
+    case http::HeadScanner::Status::need_more:
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) return failed(ECONNRESET);
+      return;
+    case http::HeadScanner::Status::too_large:
+      log(LogLevel::warning, "connector %s: websocket handshake: the answer's head is too large", options_.address.c_str());
+      return failed(EPROTO);
+    case http::HeadScanner::Status::complete:
+      break;
+  }
+  websocket::UpgradeResponse response;
+  websocket::check_upgrade_response(std::string_view(head, scanner.length()), websocket_key_,
+                                    websocket_->options().subprotocols, response);
+  if (response.error != websocket::ResponseError::none) {
+    log(LogLevel::warning, "connector %s: websocket handshake refused: %s (status %u)", options_.address.c_str(),
+        websocket::to_string(response.error), static_cast<unsigned>(response.head.status));
+    return failed(EPROTO);
+  }
+  // Exactly the head: frames the server sent right behind it stay for the Connection.
+  if (::recv(fd_, head, scanner.length(), 0) != static_cast<ssize_t>(scanner.length())) return failed(ECONNRESET);
+  cancel_timer();
+  reactor_.remove(fd_);
+  connected();
 }
 
 void Connector::failed(int error) {

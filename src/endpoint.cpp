@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "evwheel/log.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace evwheel {
 
@@ -67,14 +68,24 @@ const EndpointOptions& validated(const EndpointOptions& options) {
   options.validate();
   return options;
 }
+
+std::shared_ptr<const Codec> codec_for(const EndpointOptions& options) {
+  if (!options.codec) return std::make_shared<FramedCodec>();
+  // A WebSocket server and client frame differently (only clients mask): the role must match.
+  if (auto* websocket = dynamic_cast<const WebSocketCodec*>(options.codec.get())) {
+    bool server = websocket->options().role == WebSocketRole::server;
+    if (server != (options.side == Side::server))
+      throw std::invalid_argument("evwheel: a websocket codec's role must match the endpoint's side");
+  }
+  return options.codec;
+}
 }  // namespace
 
 Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options)
     : reactor_(reactor),
       handler_(handler),
       options_(validated(options)),
-      engine_(reactor, handler, *this, *this,
-              options_.codec ? options_.codec : std::make_shared<FramedCodec>(), options_.heartbeat,
+      engine_(reactor, handler, *this, *this, codec_for(options_), options_.heartbeat,
               pinging_side(options_),
               detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output,
                                      options_.close_timeout}) {
@@ -123,11 +134,7 @@ void Endpoint::recycle(Connection& connection) noexcept {
   ::close(fd);
 }
 
-Connection* Endpoint::adopt(int fd, CloseObserver* observer) { return admit(fd, observer, nullptr); }
-
-Connection* Endpoint::adopt_proxied(int fd, const SocketAddress& client) { return admit(fd, nullptr, &client); }
-
-Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress* client) {
+Connection* Endpoint::adopt(int fd, const Adoption& adoption) {
   reactor_.assert_in_loop_thread();
   if (engine_.draining) {
     ::close(fd);
@@ -135,8 +142,8 @@ Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress
   }
   // Written before anything can fail: a descriptor number is reused, and a stale entry from
   // an earlier connection must never show through.
-  if (client)
-    engine_.proxied_clients.claim(fd) = *client;
+  if (adoption.client)
+    engine_.proxied_clients.claim(fd) = *adoption.client;
   else
     engine_.proxied_clients.release(fd);
   try {
@@ -160,10 +167,11 @@ Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress
   }
   ++open_;
   ++stats_.opened;
-  if (observer)
-    observers_.claim(fd) = observer;
+  if (adoption.observer)
+    observers_.claim(fd) = adoption.observer;
   else
     observers_.release(fd);
+  connection->set_context(adoption.context);
   engine_.heartbeat.start(*connection, reactor_.now());
   return connection->notify_open() ? connection : nullptr;
 }

@@ -2,6 +2,11 @@
 // reconnection with exponential backoff and jitter, and the same Connection type as a server's
 // once connected (handed to the Endpoint, which then owns it).
 //
+// WebSocket: when the endpoint's codec is a WebSocketCodec, the Connector sends the opening
+// handshake once TCP is up and hands the socket over only after a valid 101 (within the same
+// connect_timeout); a refused or malformed answer fails the attempt with EPROTO (logged with
+// the reason) and backs off like any other failure.
+//
 // Backoff: attempt n waits min(backoff_max, backoff_initial * 2^(n-1)), of which a random half
 // is dropped ("equal jitter"), so clients cut off together do not come back together.  A
 // successful connect resets the count.
@@ -9,12 +14,14 @@
 
 #include <netinet/in.h>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <string>
 
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace evwheel {
 
@@ -50,6 +57,8 @@ class Connector final : private IoHandler, private CloseObserver {
   void on_connection_closed(Connection& connection, CloseReason reason) override;
   void attempt();
   void connected();
+  void start_handshake();
+  void read_handshake(uint32_t events);
   void failed(int error);
   void retry_later();
   void cancel_timer() noexcept;
@@ -59,6 +68,9 @@ class Connector final : private IoHandler, private CloseObserver {
   Endpoint& endpoint_;
   Reactor& reactor_;
   ConnectorOptions options_;
+  const WebSocketCodec* websocket_;  // the endpoint's codec, when it speaks WebSocket
+  bool handshaking_ = false;         // TCP is up; the WebSocket handshake is not done
+  std::array<char, 24> websocket_key_{};  // Sec-WebSocket-Key of the handshake under way
   sockaddr_in remote_{};
   sockaddr_in local_{};
   State state_ = State::idle;

@@ -84,11 +84,18 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
   // descriptor is closed then.  `observer` (may be null) is told when the connection closes.
   // While draining, adopt() refuses: it closes `fd` and returns null.
-  Connection* adopt(int fd, CloseObserver* observer = nullptr);
+  Connection* adopt(int fd, CloseObserver* observer = nullptr) { return adopt(fd, Adoption{observer, nullptr, nullptr}); }
   // adopt() for a socket whose real client is `client` (a PROXY protocol header named it):
   // Connection::peer_address() reports `client` for this connection, from on_open through
   // on_close.
-  Connection* adopt_proxied(int fd, const SocketAddress& client);
+  Connection* adopt_proxied(int fd, const SocketAddress& client) { return adopt(fd, Adoption{nullptr, &client, nullptr}); }
+  // Everything adopt() can be told at once.
+  struct Adoption {
+    CloseObserver* observer = nullptr;      // told when the connection closes
+    const SocketAddress* client = nullptr;  // the real client, as a PROXY header named it
+    void* context = nullptr;                // Connection::context() from on_open on
+  };
+  Connection* adopt(int fd, const Adoption& adoption);
   void close_all(CloseReason reason = CloseReason::shutdown);
 
   // Connection handles.  find() (loop thread) returns the open connection `id` names, or null
@@ -142,7 +149,6 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   };
   static Connection& in(Slot& slot) noexcept;
 
-  Connection* admit(int fd, CloseObserver* observer, const SocketAddress* client);
   void receive(const Mailbox::Letter& letter) override;
   void broadcast_now(std::string_view payload);
   void closed(Connection& connection, CloseReason reason, int error) noexcept override;
