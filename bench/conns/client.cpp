@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "conns.hpp"
+#include "protocol.hpp"
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
 

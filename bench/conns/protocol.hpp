@@ -1,5 +1,6 @@
-// conns — the end-to-end heartbeat bench: what the coordinator (conns.cpp), the server workers
-// (conns_wheel.cpp, conns_heap.cpp) and the client processes (conns_client.cpp) share.
+// conns — the end-to-end heartbeat bench: what the coordinator (run.cpp), the server workers
+// (wheel_server.cpp; the baselines in ../baselines/) and the client processes (client.cpp)
+// share.
 //
 // Every process is forked from the coordinator and talks to it only through one anonymous
 // shared mapping (Shared below): the coordinator moves `phase` forward, each child polls it
@@ -19,7 +20,9 @@
 namespace bench {
 namespace conns {
 
-enum class Timers : uint8_t { wheel, heap };
+// The server a run measures: evwheel, or one of the baselines (see ../baselines/servers.hpp).
+enum class Timers : uint8_t { wheel, lazy, sweep, rearm };
+constexpr int kTimersKinds = 4;
 const char* to_string(Timers timers);
 
 struct Options {
@@ -103,8 +106,10 @@ struct Role {
 
 // Children's bodies; each returns the process's exit status.
 int run_wheel_worker(const Options& options, const Role& role);
-int run_heap_worker(const Options& options, const Role& role);
 int run_client(const Options& options, const Role& role);
+
+// The heartbeat tick every server uses: --tick-ms, or the heartbeat's automatic one.
+int64_t tick_ms(const Options& options);
 
 // Polls `shared.phase` from a child's loop and calls `on_phase` once per phase, in order.
 // Shared by the three kinds of child so they follow the protocol identically.

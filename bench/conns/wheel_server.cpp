@@ -1,4 +1,4 @@
-// conns — the evwheel server worker: one Reactor, one Endpoint, one SO_REUSEPORT Listener,
+// conns — the evwheel server worker (the `wheel` server): one Reactor, one Endpoint, one SO_REUSEPORT Listener,
 // exactly as a service would embed them.  The bench only adds a 20 ms poll of the phase.
 #include <algorithm>
 #include <iterator>
@@ -7,11 +7,11 @@
 #include <thread>
 #include <vector>
 
-#include "conns.hpp"
+#include "protocol.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor_pool.hpp"
-#include "system.hpp"
+#include "../common/system.hpp"
 
 namespace bench {
 namespace conns {
