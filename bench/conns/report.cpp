@@ -49,19 +49,25 @@ double x_sweep(const Result& r, const Report& report) {
   return r.us_per_heartbeat > 0 ? r.us_per_heartbeat / sweep : kNotMeasured;
 }
 
-// Why a per-connection figure of `r` means nothing, or "" when it does.  /proc/slabinfo is the
-// whole machine's: with nothing of ours running its total moves by up to ~0.4 MB within a few
-// seconds here (measured on a quiet machine; tens of MB while other jobs compile), so over
-// fewer than kMinConnsPerConnectionFigures connections that noise is above 200 B of the 8-11 kB
-// a connection costs, and it can even come out negative.  The extrapolation divides by the
-// server's CPU fraction, which at so few heartbeats is mostly the workers' fixed costs (the
-// 20 ms look at the phase, the heartbeat ticks).
-std::string too_few(const Result& r) {
-  return r.held < kMinConnsPerConnectionFigures ? "n/a (N < " + count(kMinConnsPerConnectionFigures) + ")" : "";
-}
+// Why the slab figure of `r` means nothing, or "" when it does.  /proc/slabinfo is the whole
+// machine's: with nothing of ours running, its total moved by up to 0.4 MB within 2 s on this
+// 2-vCPU VM when quiet (and by tens of MB while other jobs compiled).  Over fewer than
+// kMinConnsForSlab connections that is more than 200 B of the 8-11 kB a connection costs the
+// kernel — the figure can even come out negative, which is always other load.
 std::string slab_not_meaningful(const Result& r) {
-  if (!too_few(r).empty()) return too_few(r);
+  if (r.held < kMinConnsForSlab) return "n/a (N < " + count(kMinConnsForSlab) + ")";
   return r.slab_bytes < 0 ? "n/a (slab shrank: other load)" : "";
+}
+
+// Why the extrapolation means nothing, or "".  It divides by the server's CPU fraction, of
+// which a fixed part does not grow with heartbeats: the 20 ms look at the phase and the ticks,
+// 0.4-0.6 % of a core here with 100 connections and 10 heartbeats/s.  Below
+// kMinHeartbeatsForExtrapolation heartbeats/s (at 10-15 us each) that part is over a tenth of
+// the fraction, and the extrapolation says more about it than about heartbeats.
+std::string extrapolation_not_meaningful(const Options& o) {
+  const double asked = static_cast<double>(o.conns) * 1000 / static_cast<double>(o.ping_ms);
+  return asked < kMinHeartbeatsForExtrapolation ? format("n/a (< %.0f heartbeats/s)", kMinHeartbeatsForExtrapolation)
+                                                : "";
 }
 
 // --- the table ------------------------------------------------------------------------------
@@ -100,8 +106,8 @@ const Row kRows[] = {
        std::string na = slab_not_meaningful(r);
        return na.empty() ? format("%.0f", r.slab_bytes) + (r.slab_ok ? "" : " (meminfo)") : na;
      }},
-    {"conns/core @15 s (extrap.)", [](const Result& r, const Report&) {
-       std::string na = too_few(r);
+    {"conns/core @15 s (extrap.)", [](const Result& r, const Report& p) {
+       std::string na = extrapolation_not_meaningful(p.options);
        return na.empty() ? format("%.3g", r.extrapolated) : na;
      }},
 };
@@ -174,7 +180,8 @@ void run_json(Json& json, const Result& r, const Report& report) {
       .number("x_floor", x_floor(r, report))
       .number("user_bytes_per_conn", r.user_bytes, 1)
       .number("kernel_slab_bytes_per_conn", slab_not_meaningful(r).empty() ? r.slab_bytes : kNotMeasured, 1)
-      .number("extrapolated_conns_per_core_15s", too_few(r).empty() ? r.extrapolated : kNotMeasured, 0);
+      .number("extrapolated_conns_per_core_15s",
+              extrapolation_not_meaningful(report.options).empty() ? r.extrapolated : kNotMeasured, 0);
   histogram(json, "rtt", r.rtt);
   histogram(json, "lateness", r.lateness);
   histogram(json, "detection", r.detection);
@@ -199,13 +206,14 @@ void print_table(const Report& report) {
   bool few = false;
   for (const Result& r : report.results) {
     print_notes(r);
-    few |= !too_few(r).empty();
+    few |= r.held < kMinConnsForSlab;
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
   if (few)
-    std::printf("(n/a (N < %" PRIu64 "): the kernel slab is the whole machine's and moves by itself by more than that many"
-                " connections use; the server's CPU there is mostly fixed costs, not heartbeats)\n",
-                kMinConnsPerConnectionFigures);
+    std::printf("(slab n/a: /proc/slabinfo is the whole machine's and moves by itself by more than %" PRIu64
+                " connections take)\n", kMinConnsForSlab);
+  if (!extrapolation_not_meaningful(o).empty())
+    std::printf("(extrap. n/a: at so few heartbeats the server's CPU is mostly its fixed costs)\n");
 }
 
 bool write_timelines(const Report& report, std::string* error) {

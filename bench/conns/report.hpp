@@ -13,10 +13,12 @@
 namespace bench {
 namespace conns {
 
-// Below this many connections the per-connection figures derived from machine-wide or fixed
-// costs (kernel slab bytes per connection, connections per core extrapolated) are noise, not
-// measurements: they print as n/a with the reason (see report.cpp).
-constexpr uint64_t kMinConnsPerConnectionFigures = 2000;
+// Below these sizes two derived figures are noise, not measurements, and print as n/a with the
+// reason (see report.cpp): kernel slab bytes per connection under kMinConnsForSlab
+// connections, connections per core extrapolated under kMinHeartbeatsForExtrapolation
+// heartbeats per second asked for (N * 1000 / P).
+constexpr uint64_t kMinConnsForSlab = 2000;
+constexpr double kMinHeartbeatsForExtrapolation = 5000;
 
 struct Report {
   const Options& options;
