@@ -43,6 +43,15 @@ std::size_t lines(const std::string& text) {
   return n;
 }
 
+// The whole of `path`, which is then removed.
+std::string take_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path.c_str());
+  return text.str();
+}
+
 // The number after "key": in a flat JSON text (the bench writes one key per field).
 double json_number(const std::string& json, const std::string& key) {
   std::size_t at = json.find("\"" + key + "\":");
@@ -129,11 +138,7 @@ TEST_CASE("evwheel-bench conns --timers all runs wheel, lazy and sweep through e
                               " --svg=" + stem + ".svg");
   INFO(outcome.output);
   REQUIRE(outcome.status == 0);
-  std::ifstream in(json);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string all = text.str();
-  ::unlink(json.c_str());
+  const std::string all = take_file(json);
   const double floor = json_number(all, "floor_us_per_message");
   const double sweep = json_number(all, "sweep_us_per_heartbeat");
   CHECK(floor > 0);
@@ -169,12 +174,9 @@ TEST_CASE("evwheel-bench conns --timers all runs wheel, lazy and sweep through e
   // One timeline per run.
   for (const std::string& svg : {stem + ".svg", stem + "-lazy.svg", stem + "-sweep.svg"}) {
     CAPTURE(svg);
-    std::ifstream file(svg);
-    std::stringstream content;
-    content << file.rdbuf();
-    CHECK(content.str().find("<svg") != std::string::npos);
-    CHECK(content.str().find("</svg>") != std::string::npos);
-    ::unlink(svg.c_str());
+    const std::string content = take_file(svg);
+    CHECK(content.find("<svg") != std::string::npos);
+    CHECK(content.find("</svg>") != std::string::npos);
   }
 }
 
@@ -184,11 +186,7 @@ TEST_CASE("evwheel-bench conns --timers rearm (the heap timer restarted on every
                               " --timers rearm --codec seed --floor-seconds 0 --json " + json);
   INFO(outcome.output);
   REQUIRE(outcome.status == 0);
-  std::ifstream in(json);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string all = text.str();
-  ::unlink(json.c_str());
+  const std::string all = take_file(json);
   CHECK(all.find("\"timers\": \"rearm\"") != std::string::npos);
   CHECK(json_number(all, "held") == 1000);
   CHECK(json_number(all, "false_closes") == 0);

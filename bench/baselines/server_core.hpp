@@ -131,16 +131,13 @@ void serve(ServerCore& core, Server& server) {
 // its exit status; a failure to start is reported in the worker's slot.
 template <class Server>
 int run_worker(const char* name, const conns::Options& options, const conns::Role& role) {
-  conns::WorkerSlot& slot = role.shared->workers[role.index];
   try {
     ServerCore core(options, role);
     Server server(core);
     serve(core, server);
     return 0;
   } catch (const std::exception& e) {
-    conns::set_error(slot.error, std::string(name) + " server worker: " + e.what());
-    slot.ready.store(-1, std::memory_order_release);
-    return 1;
+    return conns::failed(role.shared->workers[role.index], std::string(name) + " server worker: " + e.what());
   }
 }
 

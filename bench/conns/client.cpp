@@ -149,9 +149,7 @@ int run_client(const Options& options, const Role& role) {
     client.run();
     return 0;
   } catch (const std::exception& e) {
-    set_error(slot.error, std::string("client: ") + e.what());
-    slot.ready.store(-1, std::memory_order_release);
-    return 1;
+    return failed(slot, std::string("client: ") + e.what());
   }
 }
 

@@ -142,5 +142,14 @@ bool attach_steering(int fd, int workers, std::string* error);
 // Copies `message` into a slot's error field (truncated, always terminated).
 void set_error(char (&field)[kErrorSize], const std::string& message);
 
+// A child that could not start or run: its reason where the coordinator reads it, and the
+// exit status (1) for the child to return.
+template <class Slot>
+int failed(Slot& slot, const std::string& message) {
+  set_error(slot.error, message);
+  slot.ready.store(-1, std::memory_order_release);
+  return 1;
+}
+
 }  // namespace conns
 }  // namespace bench

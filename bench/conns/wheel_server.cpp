@@ -193,9 +193,7 @@ int run_wheel_worker(const Options& options, const Role& role) {
     reactor.run();
     return 0;
   } catch (const std::exception& e) {
-    set_error(slot.error, std::string("server worker: ") + e.what());
-    slot.ready.store(-1, std::memory_order_release);
-    return 1;
+    return failed(slot, std::string("server worker: ") + e.what());
   }
 }
 
