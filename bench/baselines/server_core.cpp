@@ -38,7 +38,7 @@ ServerCore::ServerCore(const conns::Options& options, const conns::Role& role)
       slot_(role.shared->workers[role.index]),
       ping_interval_ns_(ms_to_ns(options.ping_ms)),
       idle_timeout_ns_(ms_to_ns(options.idle_ms)),
-      tick_ns_(ms_to_ns(conns::tick_ms(options))),
+      tick_ns_(conns::tick(options).count()),
       codec_(options.seed ? std::unique_ptr<evwheel::Codec>(new evwheel::SeedCodec)
                           : std::unique_ptr<evwheel::Codec>(new evwheel::FramedCodec)),
       scratch_(new char[kScratch]) {

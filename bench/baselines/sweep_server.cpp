@@ -78,7 +78,7 @@ class SweepServer {
     last_tick_ = now;
     for (; credit_ >= 1 && !fd_.empty(); credit_ -= 1) {
       if (cursor_ >= fd_.size()) cursor_ = 0;
-      if (ping(cursor_, now)) ++cursor_;
+      if (ping(static_cast<uint32_t>(cursor_), now)) ++cursor_;
     }
     const int64_t idle = core_.idle_timeout_ns();
     for (std::size_t slot = 0; slot < fd_.size();) {

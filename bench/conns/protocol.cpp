@@ -4,10 +4,11 @@
 #include <linux/filter.h>
 #include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+
+#include "evwheel/heartbeat.hpp"
 
 namespace bench {
 namespace conns {
@@ -17,9 +18,12 @@ const char* to_string(Timers timers) {
   return kNames[static_cast<int>(timers)];
 }
 
-int64_t tick_ms(const Options& options) {
-  if (options.tick_ms > 0) return options.tick_ms;
-  return std::clamp<int64_t>(options.ping_ms / 16, 1, 1000);
+evwheel::Duration tick(const Options& options) {
+  evwheel::HeartbeatPolicy policy;
+  policy.ping_interval = std::chrono::milliseconds(options.ping_ms);
+  policy.idle_timeout = std::chrono::milliseconds(options.idle_ms);
+  policy.tick = std::chrono::milliseconds(options.tick_ms);
+  return policy.effective_tick();
 }
 
 std::string client_source(int a) {

@@ -108,8 +108,9 @@ struct Role {
 int run_wheel_worker(const Options& options, const Role& role);
 int run_client(const Options& options, const Role& role);
 
-// The heartbeat tick every server uses: --tick-ms, or the heartbeat's automatic one.
-int64_t tick_ms(const Options& options);
+// The heartbeat tick every server uses: --tick-ms, or the heartbeat's automatic one (the
+// library's own rule, HeartbeatPolicy::effective_tick).
+evwheel::Duration tick(const Options& options);
 
 // Polls `shared.phase` from a child's loop and calls `on_phase` once per phase, in order.
 // Shared by the three kinds of child so they follow the protocol identically.

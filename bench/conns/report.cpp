@@ -192,8 +192,8 @@ void run_json(Json& json, const Result& r, const Report& report) {
 
 void print_table(const Report& report) {
   const Options& o = report.options;
-  std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%" PRId64 " ms, %.0f s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d, %d reactor(s) per server process\n",
-              o.conns, o.ping_ms, o.idle_ms, tick_ms(o), o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed",
+  std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%g ms, %g s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d, %d reactor(s) per server process\n",
+              o.conns, o.ping_ms, o.idle_ms, ms(tick(o)), o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed",
               o.server_cpu, o.client_cpu, o.reactors);
   std::printf("%-30s", "server");
   for (const Result& r : report.results) std::printf(" %28s", to_string(r.timers));

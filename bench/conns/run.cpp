@@ -295,7 +295,7 @@ class Run {
   // second of slack have passed since the mute.
   void await_detection() {
     auto start = Clock::now();
-    double tick_s = static_cast<double>(tick_ms(options_)) / 1000;
+    double tick_s = std::chrono::duration<double>(tick(options_)).count();
     double limit = static_cast<double>(options_.idle_ms) / 1000 + 2 * tick_s + 2;
     uint64_t muted = sum_clients(&ClientSlot::muted);
     while (seconds_since(start) < limit) {
