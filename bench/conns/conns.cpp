@@ -118,7 +118,8 @@ int run_conns(int argc, char** argv) {
   conns::Report report{options, plan, conns::measure_kernel_floor(options), {}};
   std::string warning = conns::tcp_memory_warning(options.conns);
   if (!warning.empty()) std::printf("%s\n", warning.c_str());
-  for (conns::Timers server : servers) report.results.push_back(conns::run(options, plan, server, port, reserve));
+  for (std::size_t i = 0; i < servers.size(); ++i)
+    report.results.push_back(conns::run(options, plan, servers[i], static_cast<int>(i), port, reserve));
   close(reserve);
   conns::print_table(report);
   if ((!options.svg.empty() && !conns::write_timelines(report, &error)) ||

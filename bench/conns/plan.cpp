@@ -47,6 +47,8 @@ std::string make_plan(const Options& o, Plan* plan) {
     return std::to_string(o.conns) + " connections need " + std::to_string(processes) +
            " processes per side, more than " + std::to_string(kMaxProcesses);
   plan->workers = plan->clients = static_cast<int>(processes);
+  const uint64_t busiest = (o.conns + processes - 1) / processes;
+  plan->sources_per_client = static_cast<int>((busiest + plan->ports_per_source - 1) / plan->ports_per_source);
   // The steering program counts listeners in the order they listen; a worker's R reactors
   // listen in an order of their own, so R > 1 keeps to one worker (and its descriptor limit).
   if (o.reactors > 1 && plan->workers > 1)
@@ -54,6 +56,8 @@ std::string make_plan(const Options& o, Plan* plan) {
            " (one server process)";
   return "";
 }
+
+int first_source(const Plan& plan, int run) { return run * plan.sources_per_client; }
 
 // Loopback sockets that have carried traffic keep about half a page each charged to TCP
 // (measured: 807,794 pages for 1.65M sockets); past net.ipv4.tcp_mem's third value new

@@ -17,11 +17,17 @@ struct Plan {
   long descriptor_limit = 0;
   uint64_t per_process = 0;       // connections one process may hold
   uint64_t ports_per_source = 0;  // connections per client source address
+  int sources_per_client = 0;     // source addresses the busiest client uses
   int workers = 0;
   int clients = 0;
 };
 
 std::string make_plan(const Options& options, Plan* plan);
+
+// The first source number of an invocation's run number `run` (0, 1, ...): each run connects
+// from addresses of its own, so the ports an earlier run left in TIME_WAIT never slow its
+// connects.
+int first_source(const Plan& plan, int run);
 
 // Holds the port for the whole run: a bound (not listening) SO_REUSEPORT socket in *fd, so
 // nobody else can take it between runs and the workers can join it.  A port someone else

@@ -102,6 +102,7 @@ struct Role {
   int index;          // worker or client number
   int workers;        // how many server workers share the port
   uint16_t port;
+  int first_source;   // a client's source addresses are its numbers first_source, first_source + 1, ...
 };
 
 // Children's bodies; each returns the process's exit status.
@@ -131,8 +132,8 @@ struct PhaseFollower {
 constexpr evwheel::Duration kPollInterval = std::chrono::milliseconds(20);
 
 // "127.0.0.(2+a)" counted through the whole 127/8 network: source address number a.  Client k
-// of W uses addresses k, k + W, k + 2W, ...: their low 24 bits minus 2, mod W, are k, which is
-// what the server-side steering program reads.
+// of W uses addresses k + W * s for its source numbers s: their low 24 bits minus 2, mod W,
+// are k, which is what the server-side steering program reads.
 std::string client_source(int a);
 
 // Makes the SO_REUSEPORT group of listening socket `fd` hand client k's connections to the

@@ -34,8 +34,8 @@ double seconds_since(Clock::time_point start) {
 
 class Run {
  public:
-  Run(const Options& options, const Plan& plan, Timers timers, uint16_t port, int reserve_fd)
-      : options_(options), plan_(plan), timers_(timers), port_(port), reserve_fd_(reserve_fd) {}
+  Run(const Options& options, const Plan& plan, Timers timers, int number, uint16_t port, int reserve_fd)
+      : options_(options), plan_(plan), timers_(timers), number_(number), port_(port), reserve_fd_(reserve_fd) {}
 
   Result go() {
     result_.timers = timers_;
@@ -72,7 +72,7 @@ class Run {
     _exit(status);
   }
 
-  Role role(int index) const { return Role{shared_, index, plan_.workers, port_}; }
+  Role role(int index) const { return Role{shared_, index, plan_.workers, port_, first_source(plan_, number_)}; }
 
   // The body of a server worker process.
   int worker(const Options& options, const Role& role) const {
@@ -387,6 +387,7 @@ class Run {
   const Options& options_;
   const Plan& plan_;
   Timers timers_;
+  int number_;
   uint16_t port_;
   int reserve_fd_;
   Shared* shared_ = nullptr;
@@ -397,8 +398,8 @@ class Run {
 
 }  // namespace
 
-Result run(const Options& options, const Plan& plan, Timers timers, uint16_t port, int reserve_fd) {
-  return Run(options, plan, timers, port, reserve_fd).go();
+Result run(const Options& options, const Plan& plan, Timers timers, int number, uint16_t port, int reserve_fd) {
+  return Run(options, plan, timers, number, port, reserve_fd).go();
 }
 
 }  // namespace conns

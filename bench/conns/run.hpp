@@ -48,9 +48,10 @@ struct Result {
   std::string error;
 };
 
-// Runs the whole protocol once against `timers`' server on `port` (whose reservation `reserve_fd`
-// the children close); a failure is in Result::error.
-Result run(const Options& options, const Plan& plan, Timers timers, uint16_t port, int reserve_fd);
+// Runs the whole protocol once against `timers`' server on `port` (whose reservation
+// `reserve_fd` the children close), as run number `number` of the invocation; a failure is in
+// Result::error.
+Result run(const Options& options, const Plan& plan, Timers timers, int number, uint16_t port, int reserve_fd);
 
 }  // namespace conns
 }  // namespace bench
