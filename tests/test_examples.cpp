@@ -16,10 +16,10 @@
 
 #include "fd_count.hpp"
 #include "loopback.hpp"
-#include "program.hpp"
+#include "programs.hpp"
 
 using namespace loopback;
-using program::Program;
+using programs::Built;
 
 namespace {
 
@@ -82,7 +82,7 @@ TEST_CASE("minimal_server with stdout in a file: each line is there as it happen
   const std::string path = "/tmp/evwheel-minimal-server-" + std::to_string(::getpid()) + ".out";
   const std::size_t fds = open_fd_count();
   {
-    Program server({"minimal_server"}, path);
+    Built server({"minimal_server"}, path);
     REQUIRE(server.started());
     int peer = -1;  // it listens on 127.0.0.1:7001, as docs/api.md shows
     auto deadline = Clock::now() + 5s;
@@ -94,7 +94,7 @@ TEST_CASE("minimal_server with stdout in a file: each line is there as it happen
     CHECK(server.wait() == 0);
     std::string out = file_text(path);
     INFO("minimal_server wrote: ", out);
-    long fd = program::number_after(out, "fd ");
+    long fd = programs::number_after(out, "fd ");
     CHECK(fd > 2);
     CHECK(out.find("fd " + std::to_string(fd) + " open\n") != std::string::npos);
     CHECK(out.find("fd " + std::to_string(fd) + " closed: shutdown\n") != std::string::npos);
@@ -119,7 +119,7 @@ TEST_CASE("every long-running example exits 0 on SIGTERM and on SIGINT") {
     for (std::size_t i = 0; i < commands.size(); ++i) {
       CAPTURE(commands[i][0]);
       CAPTURE(signal);
-      Program example(commands[i], "/dev/null");  // stdout: minimal_client prints its retries
+      Built example(commands[i]);
       REQUIRE(example.started());
       // Running and past its setup: its first line, or (minimal_client says nothing until it
       // connects) a moment.
@@ -135,10 +135,10 @@ TEST_CASE("every long-running example exits 0 on SIGTERM and on SIGINT") {
 }
 
 TEST_CASE("hb_client against a closed port: the error once, then backoff; --connect-attempts gives up with status 1") {
-  Program client({"hb_client", "--connect", "127.0.0.1:1", "--conns", "2", "--connect-attempts", "3"});
+  Built client({"hb_client", "--connect", "127.0.0.1:1", "--conns", "2", "--connect-attempts", "3"});
   REQUIRE(client.started());
   const int status = client.wait(10s);
-  const std::string& err = client.stderr_text();
+  const std::string err = client.stderr_text();
   INFO("hb_client said: ", err);
   CHECK(status == 1);
   CHECK(occurrences(err, "Connection refused") == 2);  // the error once, and the giving-up line
@@ -148,7 +148,7 @@ TEST_CASE("hb_client against a closed port: the error once, then backoff; --conn
 }
 
 TEST_CASE("hb_client without --connect-attempts keeps trying, visibly, until stopped") {
-  Program client({"hb_client", "--connect", "127.0.0.1:1"});
+  Built client({"hb_client", "--connect", "127.0.0.1:1"});
   REQUIRE(client.started());
   REQUIRE(client.wait_for_stderr("Connection refused"));
   // The backoff starts at 100 ms: within a few seconds the once-a-second line counts retries.
@@ -156,7 +156,7 @@ TEST_CASE("hb_client without --connect-attempts keeps trying, visibly, until sto
   std::this_thread::sleep_for(1500ms);
   client.signal(SIGTERM);
   CHECK(client.wait() == 0);
-  const std::string& err = client.stderr_text();
+  const std::string err = client.stderr_text();
   INFO("hb_client said: ", err);
   CHECK(occurrences(err, "Connection refused") == 1);
   const std::size_t last = err.rfind("failed ");
@@ -183,10 +183,10 @@ TEST_CASE("an example's errors carry its own name once, never the library's pref
   };
   for (const Case& c : cases) {
     CAPTURE(c.says);
-    Program example(c.args);
+    Built example(c.args);
     REQUIRE(example.started());
     CHECK(example.wait() == c.status);
-    const std::string& err = example.stderr_text();
+    const std::string err = example.stderr_text();
     CHECK(err.rfind(c.says, 0) == 0);
     CHECK(err.find('\n') == err.size() - 1);
     CHECK(err.find("evwheel: ") == std::string::npos);

@@ -10,10 +10,10 @@
 
 #include "fd_count.hpp"
 #include "loopback.hpp"
-#include "program.hpp"
+#include "programs.hpp"
 
 using namespace loopback;
-using program::number_after;
+using programs::number_after;
 
 namespace {
 
@@ -33,14 +33,14 @@ std::string get(uint16_t port, const std::string& target) {
 
 }  // namespace
 
-TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 for anything else") {
+TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics, 404 elsewhere, 405 for other methods") {
   const std::size_t fds = open_fd_count();
   {
-    program::Program server({"hb_server", "--listen", "127.0.0.1:0", "--metrics-port", "0", "--ping-interval-ms",
+    programs::Built server({"hb_server", "--listen", "127.0.0.1:0", "--metrics-port", "0", "--ping-interval-ms",
                              "100", "--idle-timeout-ms", "10000"});
     REQUIRE(server.started());
     bool started = server.wait_for_stderr("/metrics\n");
-    const std::string& output = server.stderr_text();
+    const std::string output = server.stderr_text();
     INFO("hb_server said: ", output);
     REQUIRE(started);
     long listen_port = number_after(output, "listening on port ");
@@ -66,7 +66,7 @@ TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 
     CHECK(response.find("# TYPE evwheel_rtt_seconds histogram\n") != std::string::npos);
 
     CHECK(get(static_cast<uint16_t>(metrics_port), "/").rfind("HTTP/1.1 404 Not Found\r\n", 0) == 0);
-    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
     CHECK(http(static_cast<uint16_t>(metrics_port), "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 
     ::close(peer);
