@@ -36,11 +36,18 @@ TEST_SRC := $(wildcard tests/*.cpp)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/evwheel-tests
 
-BENCH_SRC := $(wildcard bench/*.cpp)
+# The bench: the driver in bench/, one folder or file per mode, bench/common/ for what modes
+# share, bench/baselines/ for the servers and timer structures evwheel is measured against.
+BENCH_SRC := $(wildcard bench/*.cpp bench/*/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_BIN := $(BUILD)/evwheel-bench
+CLI_OBJ   := $(BUILD)/bench/common/cli.o
 
-EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/%,$(wildcard examples/*.cpp))
+# The examples parse their options with the bench's parser (bench/common/cli.hpp).
+EXAMPLE_SRC := $(wildcard examples/*.cpp)
+EXAMPLE_OBJ := $(EXAMPLE_SRC:%.cpp=$(BUILD)/%.o)
+EXAMPLES    := $(patsubst examples/%.cpp,$(BUILD)/%,$(EXAMPLE_SRC))
+$(EXAMPLE_OBJ): ALLFLAGS += -Ibench/common
 
 .PHONY: all lib test bench fuzz clean install uninstall
 # Keep example objects (otherwise intermediate) so rebuilds stay incremental.
@@ -59,8 +66,8 @@ $(BUILD)/%.o: %.cpp
 # Test objects need doctest before they can compile.
 $(TEST_OBJ): | $(DOCTEST)
 
-# The tests also cover the bench pieces other modes reuse (bench/floor_measure, bench/svg).
-BENCH_SHARED_OBJ := $(BUILD)/bench/floor_measure.o $(BUILD)/bench/svg.o
+# The tests also cover the bench pieces the modes share (and the examples' option parser).
+BENCH_SHARED_OBJ := $(patsubst %,$(BUILD)/bench/common/%.o,cli json svg system) $(BUILD)/bench/floor/measure.o
 
 $(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
@@ -68,7 +75,7 @@ $(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/%: $(BUILD)/examples/%.o $(LIB)
+$(BUILD)/%: $(BUILD)/examples/%.o $(CLI_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
 # The runtime options of each sanitizer for `make test`: stop at the first report, with a
@@ -169,5 +176,5 @@ fuzz: $(FUZZ_BINS)
 clean:
 	rm -rf build build-*
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(wildcard examples/*.cpp))
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(EXAMPLE_OBJ:.o=.d)
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d)

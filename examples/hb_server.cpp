@@ -4,9 +4,11 @@
 // (pool_server.cpp runs the same service on several cores.)
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
 
-#include "evwheel/address.hpp"
+#include "cli.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
@@ -15,7 +17,6 @@
 #include "evwheel/reactor.hpp"
 #include "evwheel/shutdown.hpp"
 #include "evwheel/signals.hpp"
-#include "flags.hpp"
 
 namespace {
 
@@ -44,26 +45,27 @@ void print_stats(const evwheel::Endpoint& endpoint) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Flags flags("hb_server", kUsage);
+  cli::Parser flags("hb_server", kUsage);
   std::string listen, codec = "framed", reuse = "0";
-  long interval = 15000, idle = 30000, tick = 0, max_conns = 0, metrics_port = -1;
+  std::chrono::milliseconds interval(15000), idle(30000), tick(0);
+  long max_conns = 0, metrics_port = -1;
   flags.text("--listen", &listen);
   flags.choice("--codec", &codec, {"seed", "framed"});
-  flags.number("--ping-interval-ms", &interval, 1, 86'400'000);
-  flags.number("--idle-timeout-ms", &idle, 1, 86'400'000);
-  flags.number("--tick-ms", &tick, 0, 86'400'000);
-  flags.number("--max-conns", &max_conns, 0, 100'000'000);
+  flags.duration_ms("--ping-interval-ms", &interval, 1, 86'400'000);
+  flags.duration_ms("--idle-timeout-ms", &idle, 1, 86'400'000);
+  flags.duration_ms("--tick-ms", &tick, 0, 86'400'000);
+  flags.integer("--max-conns", &max_conns, 0L, 100'000'000L);
   flags.choice("--reuse-port", &reuse, {"0", "1"});
-  flags.number("--metrics-port", &metrics_port, 0, 65535);
-  flags.parse(argc, argv);
-  if (listen.empty()) flags.fail("--listen HOST:PORT is required");
+  flags.integer("--metrics-port", &metrics_port, 0L, 65535L);
+  if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+  if (listen.empty()) return flags.fail("--listen HOST:PORT is required");
 
   evwheel::EndpointOptions options;
   options.side = evwheel::Side::server;
   if (codec == "seed") options.codec = std::make_shared<evwheel::SeedCodec>();
-  options.heartbeat.ping_interval = std::chrono::milliseconds(interval);
-  options.heartbeat.idle_timeout = std::chrono::milliseconds(idle);
-  options.heartbeat.tick = std::chrono::milliseconds(tick);
+  options.heartbeat.ping_interval = interval;
+  options.heartbeat.idle_timeout = idle;
+  options.heartbeat.tick = tick;
   evwheel::ListenerOptions listener_options;
   listener_options.address = listen;
   listener_options.max_connections = static_cast<std::size_t>(max_conns);
@@ -92,9 +94,9 @@ int main(int argc, char** argv) {
     reactor.run();
     print_stats(endpoint);
   } catch (const std::invalid_argument& error) {
-    flags.fail(error.what());
+    return flags.fail(cli::without_library_prefix(error.what()));
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "hb_server: %s\n", error.what());
+    flags.fail(cli::without_library_prefix(error.what()));
     return 1;
   }
   return 0;

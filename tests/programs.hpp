@@ -1,16 +1,21 @@
-// programs — the external programs some tests drive (haproxy, openssl): finding them where
-// Debian installs them, and starting them with chosen descriptors as their stdin/stdout/stderr
-// and inherited sockets.  A test that finds no binary says so and skips.
+// programs — the programs some tests drive: external ones (haproxy, openssl), found where
+// Debian installs them (a test that finds no binary says so and skips), and the ones `make`
+// builds (the examples, evwheel-bench); all started with chosen descriptors as their
+// stdin/stdout/stderr and inherited sockets.
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -78,5 +83,81 @@ inline pid_t spawn_haproxy(const std::string& binary, const std::string& config,
   plumbing.at = at;
   return spawn({binary, "-f", config, "-db"}, plumbing);
 }
+
+// Where `make` put the binaries: $EVWHEEL_BUILD (set by `make test`), else build/.
+inline std::string build_dir() {
+  const char* build = std::getenv("EVWHEEL_BUILD");
+  return build ? build : "build";
+}
+
+// The number after `prefix` in `text` (up to the end of that line); -1 if absent.
+inline long number_after(const std::string& text, const std::string& prefix) {
+  std::size_t at = text.find(prefix);
+  return at == std::string::npos ? -1 : std::strtol(text.c_str() + at + prefix.size(), nullptr, 10);
+}
+
+// One of the binaries `make` built, running as a child of the test: its stderr collected in a
+// file of its own, its stdout there too or in a file of the test's choosing; killed and
+// reaped if the test stops early (a failed REQUIRE leaves nothing behind).
+class Built {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Starts build_dir()/args[0] with args[1..]; started() is false if it could not be.
+  explicit Built(std::vector<std::string> args, const std::string& stdout_path = "") {
+    char log[] = "/tmp/evwheel-program-XXXXXX";
+    int log_fd = ::mkstemp(log);
+    if (log_fd < 0) return;
+    ::close(log_fd);
+    log_ = log;
+    Plumbing plumbing;
+    plumbing.log = log_;
+    plumbing.out = stdout_path.empty() ? -1 : ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    args[0] = build_dir() + "/" + args[0];
+    pid_ = spawn(args, plumbing);
+    if (plumbing.out >= 0) ::close(plumbing.out);
+  }
+  ~Built() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (!log_.empty()) ::unlink(log_.c_str());
+  }
+  Built(const Built&) = delete;
+  Built& operator=(const Built&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  void signal(int number) const { ::kill(pid_, number); }
+
+  // What it wrote to stderr so far.
+  std::string stderr_text() const { return read_file(log_); }
+  // Waits until its stderr holds `text` (true), or `timeout` passes.
+  bool wait_for_stderr(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
+    auto deadline = Clock::now() + timeout;
+    while (stderr_text().find(text) == std::string::npos) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+
+  // Waits up to `timeout` for it to end: its exit status, 128 + the signal that ended it, or
+  // -1 if it was still running (the destructor then kills it).
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    auto deadline = Clock::now() + timeout;
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = ::waitpid(pid_, &status, WNOHANG)) == 0 && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (reaped != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_;
+};
 
 }  // namespace programs

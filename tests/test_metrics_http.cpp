@@ -287,8 +287,9 @@ int run_starved_metrics(int in, int out) {
     r.pauses = http.listener_stats().pauses;
     child::send_message(out, r);
   };
-  child::Commands commands(reactor, in, report);
-  reactor.add(in, EPOLLIN, commands);
+  command_pipe::CommandReader commands(reactor, in, [&](char command) {
+    if (command == 'r') report();
+  });
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   limit.rlim_cur = static_cast<rlim_t>(open_fd_count()) + kChildRoom;  // descriptors are 0..count-1
