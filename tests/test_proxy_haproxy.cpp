@@ -3,7 +3,8 @@
 // without checking), in front of two in-process evwheel
 // listeners.  Clients connect through it from 127.0.0.5; the evwheel side must see that address
 // (and the client's port) as the client, and framed pings, pongs and data must pass both ways.
-// Skipped, with a message saying so, when no haproxy binary is installed (.ci/run installs it).
+// Skipped, with a message saying so, when no haproxy binary is installed; under CI=true that
+// fails instead (.ci/run installs haproxy; see skip.hpp).
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "evwheel/reactor.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
+#include "skip.hpp"
 
 extern char** environ;
 
@@ -35,19 +37,6 @@ using namespace evwheel;
 using namespace loopback;
 
 namespace {
-
-// haproxy on PATH, else where Debian installs it (/usr/sbin is not on every user's PATH); "" if none.
-std::string find_haproxy() {
-  std::vector<std::string> candidates;
-  std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "");
-  for (std::string dir; std::getline(path, dir, ':');)
-    if (!dir.empty()) candidates.push_back(dir + "/haproxy");
-  candidates.push_back("/usr/sbin/haproxy");
-  candidates.push_back("/usr/local/sbin/haproxy");
-  for (const std::string& candidate : candidates)
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  return "";
-}
 
 std::string read_file(const std::string& name) {
   std::ifstream in(name);
@@ -125,9 +114,9 @@ pid_t spawn_haproxy(const std::string& binary, const std::string& config, const 
 }  // namespace
 
 TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client address and framed traffic come through") {
-  std::string haproxy = find_haproxy();
+  const std::string haproxy = skip::find_program("haproxy");
   if (haproxy.empty()) {
-    MESSAGE("SKIPPED: haproxy is not installed (apt-get install haproxy); the real-HAProxy PROXY protocol test did not run");
+    skip::because("haproxy is not installed (apt-get install haproxy); the real-HAProxy PROXY protocol test did not run");
     return;
   }
   const std::size_t fds = open_fd_count();
