@@ -104,6 +104,7 @@ TEST_CASE("a burst of 3000 connects against a backlog of 8: each is served or fa
     child::Message start;
     REQUIRE(server.next(start));
     REQUIRE(start.kind == 'r');
+    REQUIRE(start.fds != child::kUncounted);
     const auto port = static_cast<uint16_t>(start.port);
 
     constexpr std::size_t kBurst = 3000;
@@ -211,6 +212,7 @@ TEST_CASE("connect-reset cycles in a tight loop: the server's descriptors and RS
     child::Message start;
     REQUIRE(server.next(start));
     REQUIRE(start.kind == 'r');
+    REQUIRE(start.fds != child::kUncounted);
     const auto port = static_cast<uint16_t>(start.port);
 
     // Warm-up: the connection table, the buffer pool and the allocator reach their working size.
