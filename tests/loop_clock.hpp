@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "evwheel/heartbeat.hpp"
 #include "evwheel/timer_wheel.hpp"
 
 namespace loop_clock {
@@ -31,6 +32,15 @@ inline TimePoint tick_boundary(TimePoint t, Duration tick) {
 inline TimePoint tick_start(TimePoint t, Duration tick) {
   auto ns = t.time_since_epoch().count();
   return TimePoint(Duration(ns / tick.count() * tick.count()));
+}
+
+// The tick by which a pinging endpoint with `policy` must have closed a peer silent since
+// `last_byte`: its ping after that byte was due within P of it and left at most
+// `ping_lateness` late (HeartbeatStats::ping_lateness.max()), so that ping's grace ends by
+// last byte + I + lateness, and the close comes in the first loop iteration whose clock
+// reaches that tick.
+inline TimePoint idle_close_due(const evwheel::HeartbeatPolicy& policy, TimePoint last_byte, Duration ping_lateness) {
+  return tick_boundary(last_byte + policy.idle_timeout + ping_lateness, policy.effective_tick());
 }
 
 class Timeline {

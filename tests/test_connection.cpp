@@ -1004,16 +1004,33 @@ TEST_CASE("a peer that died during a stall is still closed afterwards, one fresh
     int dead = raw_connect(p.listener->port());
     REQUIRE(dead >= 0);
     REQUIRE(pump_until(p.reactor, [&] { return stalled; }));
-    REQUIRE(pump_until(p.reactor, [&] { return p.server.closes.size() == 1; }, 3s));
+    // Its first ping comes after the stall (the peer reads the send time in it); it is closed
+    // G after that ping, in the first iteration whose clock reaches that tick.
+    HandPeer peer{dead, false, {}, {}, kOpen};
+    loop_clock::Timeline timeline;
+    REQUIRE(pump_until(p.reactor, [&] {
+      peer.take_pings();
+      timeline.note(p.reactor.now(), !p.server.closes.empty());
+      return timeline.happened();
+    }, 3s));
+    REQUIRE(p.server.closes.size() == 1);
     CHECK(p.server.closes[0].reason == CloseReason::idle_timeout);
+    REQUIRE(peer.last_ping.size() == 8);
+    int64_t stamp = 0;
+    for (char c : peer.last_ping) stamp = stamp << 8 | static_cast<unsigned char>(c);
+    const TimePoint fresh_ping{Duration(stamp)};
     // Not at once after the stall: it got a fresh ping and G to answer it.
-    INFO("closed " << ms_between(stall_end, p.server.closes[0].at) << " ms after the stall");
+    INFO("closed " << ms_between(stall_end, p.server.closes[0].at) << " ms after the stall, "
+                   << ms_between(fresh_ping, timeline.at()) << " ms after its ping");
     CHECK(p.server.closes[0].at - stall_end >= G);
-    CHECK(p.server.closes[0].at - stall_end <= 1s);
+    CHECK(fresh_ping >= stall_end);
+    CHECK(timeline.at() >= fresh_ping + G);
+    CHECK(timeline.last_before() < loop_clock::tick_boundary(fresh_ping + G, P / 16));
     // The live client is not.
     CHECK(p.server.live.size() == 1);
     CHECK(p.client.closes.empty());
-    CHECK(read_to_end(dead) == ECONNRESET);
+    if (peer.end == kOpen) peer.end = read_to_end(dead);
+    CHECK(peer.end == ECONNRESET);
     ::close(dead);
   }
   CHECK(open_fd_count() == fds);
@@ -1047,12 +1064,22 @@ TEST_CASE("an answering client whose server really died during a stall is closed
     REQUIRE(pump_until(reactor, [&] { return stalled; }));
     int accepted = ::accept4(server, nullptr, nullptr, SOCK_CLOEXEC);
     REQUIRE(accepted >= 0);
-    REQUIRE(pump_until(reactor, [&] { return client.closes.size() == 1; }, 3s));
+    TimePoint last_receive{};
+    client.close_hook = [&](Connection& c, CloseReason) { last_receive = c.last_receive(); };
+    loop_clock::Timeline timeline;
+    REQUIRE(pump_until(reactor, [&] {
+      timeline.note(reactor.now(), !client.closes.empty());
+      return timeline.happened();
+    }, 3s));
+    REQUIRE(client.closes.size() == 1);
     CHECK(client.closes[0].reason == CloseReason::idle_timeout);
     INFO("closed " << ms_between(stall_end, client.closes[0].at) << " ms after the stall");
-    // The silence is excused once (our own stall), then judged again a full I later.
+    // The silence is excused once (our own stall: the idle clock restarts after it), then
+    // judged again a full I later, in the first iteration that reaches that tick.
     CHECK(client.closes[0].at - stall_end >= I);
-    CHECK(client.closes[0].at - stall_end <= 1s);
+    CHECK(last_receive >= stall_end);
+    CHECK(timeline.at() >= last_receive + I);
+    CHECK(timeline.last_before() < loop_clock::tick_boundary(last_receive + I, P / 16));
     ::close(accepted);
     ::close(server);
   }
@@ -1190,10 +1217,17 @@ TEST_CASE("a peer that stops answering is closed I after its last answer, wherev
     auto o = options(kServer, P, I);
     o.heartbeat.tick = kTick;
     Server s(o);
-    std::vector<Duration> detection;
-    s.handler.close_hook = [&](evwheel::Connection& c, CloseReason reason) {
-      if (reason == CloseReason::idle_timeout) detection.push_back(s.reactor.now() - c.last_receive());
+    struct Detection {
+      TimePoint last_byte, closed;
     };
+    std::vector<Detection> detection;
+    s.handler.close_hook = [&](evwheel::Connection& c, CloseReason reason) {
+      if (reason == CloseReason::idle_timeout) detection.push_back({c.last_receive(), s.reactor.now()});
+    };
+    // The loop's clock at the end of each iteration that sent no ping (sending one re-reads the
+    // clock, so only these show the time the heartbeat judged at).
+    std::vector<TimePoint> iterations;
+    uint64_t pings = 0;
     struct Peer {
       int fd;
       int answers_left;
@@ -1202,6 +1236,8 @@ TEST_CASE("a peer that stops answering is closed I after its last answer, wherev
     std::vector<Peer> peers;
     for (int i = 0; i < 80; ++i) peers.push_back({s.connect(), i % 4, {}});
     REQUIRE(pump_until(s.reactor, [&] {
+      if (s.hb().pings_sent == pings) iterations.push_back(s.reactor.now());
+      pings = s.hb().pings_sent;
       for (Peer& peer : peers) {
         drain(peer.fd, peer.in);
         for (auto& [type, payload] : take_frames(peer.in)) {
@@ -1212,11 +1248,20 @@ TEST_CASE("a peer that stops answering is closed I after its last answer, wherev
       }
       return detection.size() == peers.size();
     }, 10s));
-    Duration worst = *std::max_element(detection.begin(), detection.end());
-    INFO("worst detection " << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count() << " ms");
-    // The grace for an unanswered ping is I - P = 200 ms: a detection that waited for it
-    // again would take about I + 200 ms.  Slack for a loaded machine: 100 ms.
-    CHECK(worst <= I + kTick + 100ms);
+    // Each close comes in the first iteration that reaches the tick of last byte + I + how
+    // late pings left (loop_clock::idle_close_due); waiting for a second grace (I - P =
+    // 200 ms) would take about I + 200 ms.
+    const Duration lateness = s.hb().ping_lateness.max();
+    double worst_ms = 0;
+    for (const Detection& d : detection) {
+      worst_ms = std::max(worst_ms, ms_between(d.last_byte, d.closed));
+      CHECK(d.closed - d.last_byte >= I);
+      auto at = std::lower_bound(iterations.begin(), iterations.end(), d.closed);
+      const TimePoint before = at == iterations.begin() ? TimePoint::min() : *std::prev(at);
+      CHECK(before < loop_clock::idle_close_due(o.heartbeat, d.last_byte, lateness));
+    }
+    INFO("worst detection " << worst_ms << " ms; pings left up to " << ms_between(TimePoint{}, TimePoint{} + lateness) << " ms late");
+    CHECK(detection.size() == peers.size());
     CHECK(s.handler.closed_with(CloseReason::idle_timeout) == peers.size());
     for (Peer& peer : peers) ::close(peer.fd);
   }
