@@ -149,6 +149,14 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
     }
     pid_t pid = spawn_haproxy(haproxy, config, log, {front1_fd, front2_fd}, at);
     REQUIRE(pid > 0);
+    struct Reap {  // a failed REQUIRE leaves no haproxy behind
+      pid_t& pid;
+      ~Reap() {
+        if (pid <= 0) return;
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    } reap{pid};
     ::close(front1_fd);  // haproxy has its own copies now
     ::close(front2_fd);
 
@@ -186,7 +194,8 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
     // (a ping, a pong) were still unread in haproxy's socket: either way the peer is gone.
     REQUIRE(::kill(pid, SIGKILL) == 0);
     int status = 0;
-    CHECK(::waitpid(pid, &status, 0) == pid);
+    CHECK(::waitpid(pid, &status, 0) == pid);  // SIGKILL: it cannot linger
+    pid = -1;
     CHECK(pump_until(reactor, [&] { return v1.endpoint.size() == 0 && v2.endpoint.size() == 0; }));
     for (Backend* backend : {&v1, &v2}) {
       CHECK(backend->handler.closes.size() == 1);
