@@ -226,9 +226,9 @@ void idle_close_sample(bool seed, bool pinging, Judged& judged) {
   const TimePoint ping_judged = loop_clock::tick_start(answered_ping, tick) + P + lateness + G;
   const TimePoint allowed = pinging ? std::max(deadline, ping_judged) : deadline;
   INFO("closed " << ms_between(last_byte, close_now) << " ms after the last byte (I = 120 ms, tick 10 ms), "
-       << ms_between(boundary, close_now) << " ms after the deadline's tick; the iteration before it ran "
-       << (timeline.last_before() == TimePoint::min() ? 0.0 : ms_between(timeline.last_before(), boundary))
-       << " ms before that tick; pings left up to " << ms_between(TimePoint{}, TimePoint{} + lateness) << " ms late");
+       << ms_between(boundary, close_now) << " ms after the deadline's tick began; the last iteration that left it "
+       << "open ran at " << (timeline.last_before() == TimePoint::min() ? 0.0 : ms_between(boundary, timeline.last_before()))
+       << " ms from that tick; pings left up to " << ms_between(TimePoint{}, TimePoint{} + lateness) << " ms late");
   CHECK(close_now - last_byte >= I);
   CHECK(timeline.last_before() < loop_clock::tick_boundary(allowed, tick));
   // Judged: an iteration ran where a close a tick early would have happened (a wrong close

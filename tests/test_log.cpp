@@ -91,6 +91,16 @@ struct ServedFrame {
   ~ServedFrame() { ::close(client); }
 };
 
+// A loopback server recording what happens: endpoint and listener on their own reactor.
+struct Served {
+  Reactor reactor;
+  Recorder handler;
+  Endpoint endpoint;
+  Listener listener;
+  explicit Served(const EndpointOptions& options = {}, ListenerOptions listener_options = {})
+      : endpoint(reactor, handler, options), listener(endpoint, std::move(listener_options)) {}
+};
+
 // The descriptors open now.
 std::set<int> open_descriptors() {
   std::set<int> fds;
@@ -191,16 +201,13 @@ TEST_CASE("a listener logs each connection it sheds at max_connections") {
   const std::size_t fds = open_fd_count();
   {
     CaptureLog capture(LogLevel::info);
-    Reactor reactor;
-    Recorder handler;
-    Endpoint endpoint(reactor, handler);
-    ListenerOptions options;
-    options.max_connections = 1;
-    Listener listener(endpoint, options);
-    int first = raw_connect(listener.port());
-    REQUIRE(pump_until(reactor, [&] { return handler.opens == 1; }));
-    int second = raw_connect(listener.port());
-    REQUIRE(pump_until(reactor, [&] { return listener.stats().shed_limit == 1; }));
+    ListenerOptions one;
+    one.max_connections = 1;
+    Served s({}, one);
+    int first = raw_connect(s.listener.port());
+    REQUIRE(pump_until(s.reactor, [&] { return s.handler.opens == 1; }));
+    int second = raw_connect(s.listener.port());
+    REQUIRE(pump_until(s.reactor, [&] { return s.listener.stats().shed_limit == 1; }));
     CHECK(capture.count(LogLevel::info, "shed a connection: max_connections (1) reached") == 1);
     ::close(first);
     ::close(second);
@@ -231,23 +238,20 @@ TEST_CASE("protocol-error and output-overflow closes are reported at info, other
   const std::size_t fds = open_fd_count();
   {
     CaptureLog capture;
-    Reactor reactor;
-    Recorder handler;
     EndpointOptions o = options(Side::server, 10s, 30s);
     o.high_water = 16 * 1024;
     o.max_output = 64 * 1024;
-    Endpoint endpoint(reactor, handler, o);
-    Listener listener(endpoint, ListenerOptions{});
-    int garbled = raw_connect(listener.port());
-    int deaf = raw_connect(listener.port(), 4096);  // never reads
+    Served s(o);
+    int garbled = raw_connect(s.listener.port());
+    int deaf = raw_connect(s.listener.port(), 4096);  // never reads
     REQUIRE((garbled >= 0 && deaf >= 0));
-    REQUIRE(pump_until(reactor, [&] { return handler.live.size() == 2; }));
+    REQUIRE(pump_until(s.reactor, [&] { return s.handler.live.size() == 2; }));
     REQUIRE(write_all(garbled, frame(static_cast<FrameType>(9), "?")));
-    REQUIRE(pump_until(reactor, [&] { return handler.closed_with(CloseReason::protocol_error) == 1; }));
-    Connection* quiet = handler.live.at(0);
+    REQUIRE(pump_until(s.reactor, [&] { return s.handler.closed_with(CloseReason::protocol_error) == 1; }));
+    Connection* quiet = s.handler.live.at(0);
     const std::string chunk(8 * 1024, 'z');
-    for (int i = 0; i < 10'000 && handler.closed_with(CloseReason::output_overflow) == 0; ++i) quiet->send(chunk);
-    REQUIRE(handler.closed_with(CloseReason::output_overflow) == 1);
+    for (int i = 0; i < 10'000 && s.handler.closed_with(CloseReason::output_overflow) == 0; ++i) quiet->send(chunk);
+    REQUIRE(s.handler.closed_with(CloseReason::output_overflow) == 1);
     CHECK(capture.count(LogLevel::info, "closed: protocol error") == 1);
     CHECK(capture.count(LogLevel::info, "closed: output overflow") == 1);
     CHECK(capture.count(LogLevel::debug, "closed:") == 0);
@@ -263,21 +267,18 @@ TEST_CASE("a connection closed by a socket error is reported as a warning with t
   const std::size_t fds = open_fd_count();
   {
     CaptureLog capture(LogLevel::warning);
-    Reactor reactor;
-    Recorder handler;
     EndpointOptions o = options(Side::server, 10s, 30s);
     o.socket.user_timeout = 200ms;
-    Endpoint endpoint(reactor, handler, o);
-    Listener listener(endpoint, ListenerOptions{});
-    int deaf = raw_connect(listener.port(), 4096);  // never reads: its window closes
+    Served s(o);
+    int deaf = raw_connect(s.listener.port(), 4096);  // never reads: its window closes
     REQUIRE(deaf >= 0);
-    REQUIRE(pump_until(reactor, [&] { return handler.live.size() == 1; }));
-    Connection* c = handler.live[0];
+    REQUIRE(pump_until(s.reactor, [&] { return s.handler.live.size() == 1; }));
+    Connection* c = s.handler.live[0];
     const std::string chunk(64 * 1024, 'z');
     while (c->queued() == 0) REQUIRE(c->send(chunk));  // the kernel's buffers are full
-    REQUIRE(pump_until(reactor, [&] { return !handler.closes.empty(); }, 10s));
-    CHECK(handler.closes[0].reason == CloseReason::error);
-    CHECK(handler.closes[0].error == ETIMEDOUT);
+    REQUIRE(pump_until(s.reactor, [&] { return !s.handler.closes.empty(); }, 10s));
+    CHECK(s.handler.closes[0].reason == CloseReason::error);
+    CHECK(s.handler.closes[0].error == ETIMEDOUT);
     CHECK(capture.count(LogLevel::warning, "closed: error (" + std::string(std::strerror(ETIMEDOUT)) + ")") == 1);
     ::close(deaf);
   }
@@ -288,17 +289,14 @@ TEST_CASE("an accept error and the pause it causes are reported as errors") {
   const std::size_t fds = open_fd_count();
   {
     CaptureLog capture(LogLevel::error);
-    Reactor reactor;
-    Recorder handler;
-    Endpoint endpoint(reactor, handler);
     ListenerOptions o;
     o.retry_after = 20ms;
-    Listener listener(endpoint, o);
+    Served s({}, o);
     // A listening socket shut down for reading is no longer listening: accept says EINVAL.
-    REQUIRE(::shutdown(listener.fd(), SHUT_RD) == 0);
-    REQUIRE(pump_until(reactor, [&] { return listener.stats().pauses >= 2; }));
-    CHECK(listener.stats().accept_errors >= 2);
-    CHECK(listener.stats().last_error == EINVAL);
+    REQUIRE(::shutdown(s.listener.fd(), SHUT_RD) == 0);
+    REQUIRE(pump_until(s.reactor, [&] { return s.listener.stats().pauses >= 2; }));
+    CHECK(s.listener.stats().accept_errors >= 2);
+    CHECK(s.listener.stats().last_error == EINVAL);
     CHECK(capture.count(LogLevel::error, "accept: " + std::string(std::strerror(EINVAL))) >= 2);
     CHECK(capture.count(LogLevel::error, "accepting paused for 20 ms (" + std::string(std::strerror(EINVAL)) + ")") >= 2);
   }
@@ -309,14 +307,13 @@ TEST_CASE("an accept error and the pause it causes are reported as errors") {
 TEST_CASE("a connection shed for lack of descriptors is reported as a warning, its accept failure as an error") {
   pid_t pid = child::start([] {
     CaptureLog capture(LogLevel::info);
-    Reactor reactor;
-    Recorder handler;
-    Endpoint endpoint(reactor, handler, options(Side::server, 10s, 30s));
-    Listener listener(endpoint, ListenerOptions{});
+    Served s(options(Side::server, 10s, 30s));
+    Reactor& reactor = s.reactor;
+    Listener& listener = s.listener;
     // A first client is served while descriptors are plentiful: every virtual call the server
     // makes has run once (UBSan's vptr check needs a pipe the first time it sees a type).
     int first = raw_connect(listener.port());
-    if (first < 0 || !pump_until(reactor, [&] { return handler.opens == 1; })) return 2;
+    if (first < 0 || !pump_until(reactor, [&] { return s.handler.opens == 1; })) return 2;
     // No free descriptor below the limit: the next accept fails with EMFILE.
     int lowest = ::dup(0);
     ::close(lowest);
