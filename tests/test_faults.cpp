@@ -141,7 +141,7 @@ TEST_CASE("a client process stopped with SIGSTOP is closed for idle_timeout; aft
       timeline.note(s.reactor.now(), !s.handler.closes.empty());
       return timeline.happened();
     }, 5s));
-    const auto& close = s.handler.closes[0];
+    const Recorder::Close close = s.handler.closes[0];  // a copy: INFO reads it after closes may grow
     CHECK(close.reason == CloseReason::idle_timeout);
     CHECK(s.hb().idle_closes == 1);
     INFO("closed " << ms_between(stopped, close.at) << " ms after SIGSTOP, "
@@ -202,7 +202,7 @@ TEST_CASE("a server process stopped for three idle timeouts closes no live clien
     const uint64_t answered_at_resume = endpoint.heartbeat_stats().pings_answered;
 
     REQUIRE(pump_until(reactor, [&] { return !clients.closes.empty(); }, 5s));
-    const auto& close = clients.closes[0];
+    const Recorder::Close close = clients.closes[0];  // a copy: INFO reads it after closes may grow
     INFO("the dead client was closed " << ms_between(resumed, close.at) << " ms after SIGCONT");
     CHECK(close.reason == CloseReason::reset);  // the server's idle close
     // Not at once: the server had not asked during its stall, so it pings and waits G...
@@ -285,7 +285,7 @@ TEST_CASE("a server callback that blocks the loop for three idle timeouts closes
       timeline.note(s.reactor.now(), !s.handler.closes.empty());
       return timeline.happened();
     }, 5s));
-    const auto& close = s.handler.closes[0];
+    const Recorder::Close close = s.handler.closes[0];  // a copy: INFO reads it after closes may grow
     INFO("the dead peer was closed " << ms_between(stall_end, close.at) << " ms after the stall, "
          << (fresh_ping == TimePoint::max() ? -1.0 : ms_between(fresh_ping, timeline.at())) << " ms after its fresh ping");
     CHECK(close.reason == CloseReason::idle_timeout);
@@ -441,7 +441,7 @@ TEST_CASE("a link cut under a peer with unacknowledged data: with user_timeout t
     REQUIRE(s.handler.live[0]->send("into the void"));
     auto sent = Clock::now();
     REQUIRE(pump_until(s.reactor, [&] { return s.handler.closes.size() == 1; }, user_timeout + 5s));
-    const auto& close = s.handler.closes[0];
+    const Recorder::Close close = s.handler.closes[0];  // a copy: INFO reads it after closes may grow
     INFO("closed " << ms_between(sent, close.at) << " ms after the write");
     CHECK(close.reason == CloseReason::error);
     CHECK(close.error == ETIMEDOUT);
