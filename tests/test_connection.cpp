@@ -216,7 +216,6 @@ void idle_close_sample(bool seed, bool pinging, Judged& judged) {
   REQUIRE(s.handler.closes.size() == 1);
   CHECK(s.handler.closes[0].reason == CloseReason::idle_timeout);
   CHECK(s.hb().idle_closes == 1);
-  CHECK(s.hb().late_reads == 0);
 
   const TimePoint deadline = last_byte + I;
   const TimePoint boundary = loop_clock::tick_boundary(deadline, tick);
@@ -935,7 +934,8 @@ TEST_CASE("no false closes after a stall with the client endpoint constructed fi
 TEST_CASE("answers already waiting when a late loop judges their connections are read, not closed (late_reads)") {
   const std::size_t fds = open_fd_count();
   {
-    const Duration P = 50ms, I = 400ms, tick = 10ms;
+    // G = I - P is long: collecting one held ping per peer (about P) must not outlast it.
+    const Duration P = 50ms, I = 800ms, tick = 10ms;
     auto o = options(kServer, P, I);
     o.heartbeat.tick = tick;
     bool seed = false;
