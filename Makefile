@@ -18,7 +18,12 @@ LDLIBS   := -pthread
 DOCTEST  := /usr/include/doctest/doctest.h
 PKG_CONFIG := /usr/bin/pkg-config
 
-VERSION  := 0.1.0
+# The version has one home, include/evwheel/version.hpp: evwheel.pc and the CMake version file
+# take it from there.
+version_part = $(shell sed -n 's/^\#define EVWHEEL_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/evwheel/version.hpp)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION_MINOR := $(call version_part,MINOR)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(call version_part,PATCH)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 HEADERS  := $(wildcard include/evwheel/*.hpp)
@@ -87,20 +92,32 @@ test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN) | $(PKG_CONFIG)
 bench: $(BENCH_BIN) $(EXAMPLES)
 	$(BENCH_BIN) default
 
-# The library, its headers and a pkg-config file written for PREFIX (DESTDIR stages the tree
-# elsewhere, as packagers do).  uninstall removes exactly those files, and the evwheel header
-# directory it created; the shared lib/, include/ and pkgconfig/ directories stay.
+# The library, its headers, a pkg-config file written for PREFIX, the CMake package files
+# (cmake/: find_package(evwheel) and evwheel::evwheel, no CMake needed here) and the license
+# (DESTDIR stages the tree elsewhere, as packagers do).  uninstall removes exactly those files,
+# and the evwheel directories it created; the shared lib/, include/, pkgconfig/, cmake/ and
+# share/doc/ directories stay.
+CMAKE_DIR := $(DESTDIR)$(PREFIX)/lib/cmake/evwheel
+DOC_DIR   := $(DESTDIR)$(PREFIX)/share/doc/evwheel
 install: $(LIB)
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evwheel
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evwheel $(CMAKE_DIR) $(DOC_DIR)
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libevwheel.a
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/evwheel/
 	sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' evwheel.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc
+	install -m 644 cmake/evwheelConfig.cmake $(CMAKE_DIR)/
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|' \
+	  -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|' cmake/evwheelConfigVersion.cmake.in \
+	  > $(CMAKE_DIR)/evwheelConfigVersion.cmake
+	install -m 644 LICENSE $(DOC_DIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libevwheel.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc \
-	  $(addprefix $(DESTDIR)$(PREFIX)/include/evwheel/,$(notdir $(HEADERS)))
-	if [ -d $(DESTDIR)$(PREFIX)/include/evwheel ]; then rmdir $(DESTDIR)$(PREFIX)/include/evwheel; fi
+	  $(addprefix $(DESTDIR)$(PREFIX)/include/evwheel/,$(notdir $(HEADERS))) \
+	  $(CMAKE_DIR)/evwheelConfig.cmake $(CMAKE_DIR)/evwheelConfigVersion.cmake $(DOC_DIR)/LICENSE
+	for dir in $(DESTDIR)$(PREFIX)/include/evwheel $(CMAKE_DIR) $(DOC_DIR); do \
+	  if [ -d $$dir ]; then rmdir $$dir; fi; \
+	done
 
 # Test tools come from Debian: installed when we are root, otherwise named.
 # $(call debian_package,PACKAGE,WHY)

@@ -11,11 +11,11 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/metrics.hpp"
+#include "evwheel/metrics_http.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/shutdown.hpp"
 #include "evwheel/signals.hpp"
 #include "flags.hpp"
-#include "metrics_http.hpp"
 
 namespace {
 
@@ -81,11 +81,11 @@ int main(int argc, char** argv) {
       shutdown.start(std::chrono::seconds(5), [&] { reactor.stop(); });
     });
     std::fprintf(stderr, "hb_server: listening on port %u (codec %s)\n", listener.port(), codec.c_str());
-    std::unique_ptr<examples::MetricsHttp> metrics;
+    std::unique_ptr<evwheel::MetricsHttp> metrics;
     if (metrics_port >= 0) {
-      metrics = std::make_unique<examples::MetricsHttp>(reactor, static_cast<uint16_t>(metrics_port), [&] {
+      metrics = std::make_unique<evwheel::MetricsHttp>(reactor, [&] {
         return evwheel::to_prometheus(evwheel::snapshot(endpoint, &listener));
-      });
+      }, evwheel::MetricsHttpOptions{"127.0.0.1:" + std::to_string(metrics_port)});
       std::fprintf(stderr, "hb_server: metrics on http://127.0.0.1:%u/metrics\n", metrics->port());
     }
     reactor.run_every(std::chrono::seconds(1), [&] { print_stats(endpoint); });

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -208,13 +209,33 @@ struct ServerConfig {
   long nofile = 0;            // RLIMIT_NOFILE soft limit for the child; 0 leaves it alone
 };
 
-// Reads the command pipe on the child's loop: 'r' answers with a report, 'q' (or EOF) stops.
-class ServerControl final : public evwheel::IoHandler {
+// Reads a child's command pipe on its loop: 'r' runs `report`, 'q' (or EOF) stops the loop.
+class Commands final : public evwheel::IoHandler {
  public:
-  ServerControl(evwheel::Reactor& reactor, evwheel::Endpoint& endpoint, evwheel::Listener& listener,
-                int in, int out)
-      : reactor_(reactor), endpoint_(endpoint), listener_(listener), in_(in), out_(out) {}
-  void report() const {
+  Commands(evwheel::Reactor& reactor, int in, std::function<void()> report)
+      : reactor_(reactor), in_(in), report_(std::move(report)) {}
+  void on_io(uint32_t) override {
+    char command = 'q';
+    if (::read(in_, &command, 1) != 1) command = 'q';
+    if (command == 'r') report_();
+    if (command == 'q') {
+      reactor_.remove(in_);
+      reactor_.stop();
+    }
+  }
+
+ private:
+  evwheel::Reactor& reactor_;
+  int in_;
+  std::function<void()> report_;
+};
+
+// A server child's report: its listener's and endpoint's counters, descriptors and memory.
+class ServerReport {
+ public:
+  ServerReport(evwheel::Endpoint& endpoint, evwheel::Listener& listener, int out)
+      : endpoint_(endpoint), listener_(listener), out_(out) {}
+  void operator()() const {
     Message r;
     r.kind = 'r';
     r.port = listener_.port();
@@ -233,21 +254,11 @@ class ServerControl final : public evwheel::IoHandler {
     r.rss_kib = rss_kib();
     send_message(out_, r);
   }
-  void on_io(uint32_t) override {
-    char command = 'q';
-    if (::read(in_, &command, 1) != 1) command = 'q';
-    if (command == 'r') report();
-    if (command == 'q') {
-      reactor_.remove(in_);
-      reactor_.stop();
-    }
-  }
 
  private:
-  evwheel::Reactor& reactor_;
   evwheel::Endpoint& endpoint_;
   evwheel::Listener& listener_;
-  int in_, out_;
+  int out_;
 };
 
 // The body of a server child: pings every P, closes a peer silent for I, reports on request.
@@ -266,9 +277,10 @@ inline int run_server(const ServerConfig& config, int in, int out) {
   listener_options.address = config.address;
   listener_options.backlog = config.backlog;
   evwheel::Listener listener(endpoint, listener_options);
-  ServerControl control(reactor, endpoint, listener, in, out);
-  reactor.add(in, EPOLLIN, control);
-  control.report();
+  ServerReport report(endpoint, listener, out);
+  Commands commands(reactor, in, report);
+  reactor.add(in, EPOLLIN, commands);
+  report();
   reactor.run();
   return 0;
 }

@@ -2,16 +2,13 @@
 // installed, or it needs root).  Outside CI it says so visibly and passes: a developer's machine
 // need not have everything.  Under CI (CI=true in the environment, as .ci/run and CI runners
 // set it) it fails: CI installs everything the tests use, so a skip there is a broken install,
-// and it must not be counted among the passes.
+// and it must not be counted among the passes.  Tools are found with programs::find().
 #pragma once
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <cstdlib>
-#include <sstream>
 #include <string>
-#include <vector>
 
 namespace skip {
 
@@ -19,19 +16,6 @@ namespace skip {
 inline bool in_ci() {
   const char* ci = std::getenv("CI");
   return ci && (std::string(ci) == "true" || std::string(ci) == "1");
-}
-
-// `name` on PATH, else where Debian puts administrator tools (/usr/sbin and /sbin are not on
-// every user's PATH); "" if it is nowhere.
-inline std::string find_program(const std::string& name) {
-  std::vector<std::string> candidates;
-  std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "");
-  for (std::string dir; std::getline(path, dir, ':');)
-    if (!dir.empty()) candidates.push_back(dir + "/" + name);
-  for (const char* dir : {"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"}) candidates.push_back(std::string(dir) + "/" + name);
-  for (const std::string& candidate : candidates)
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  return "";
 }
 
 // Ends the calling test for `why` (e.g. "haproxy is not installed (apt-get install haproxy)"):

@@ -28,6 +28,7 @@
 #include "fd_count.hpp"
 #include "loop_clock.hpp"
 #include "loopback.hpp"
+#include "programs.hpp"
 #include "skip.hpp"
 
 using namespace evwheel;
@@ -257,7 +258,7 @@ TEST_CASE("a server callback that blocks the loop for three idle timeouts closes
     Clock::time_point stall_end{};
     s.reactor.run_after(1ms, [&] {
       for (Connection* c : s.handler.live)
-        if (to_string(s.endpoint.peer_address(*c)) != local_address(dead)) c->ping();
+        if (to_string(c->peer_address()) != local_address(dead)) c->ping();
       std::this_thread::sleep_for(3 * I);
       stall_end = Clock::now();
       stalled = true;
@@ -325,7 +326,7 @@ bool shell(const std::string& command) { return std::system((command + " >/dev/n
 // the inside end, and with it the pair).
 class Netns {
  public:
-  Netns() : ip(skip::find_program("ip") + " ") {
+  Netns() : ip(programs::find("ip") + " ") {
     const long pid = static_cast<long>(::getpid());
     name_ = "evwf" + std::to_string(pid);
     outside_ = name_ + "o";
@@ -364,7 +365,7 @@ class Netns {
 // Why the namespace tests cannot run here, or empty when they can.
 std::string netns_unavailable() {
   if (::geteuid() != 0) return "not running as root (the network namespace tests need it)";
-  if (skip::find_program("ip").empty()) return "the ip command is not installed (apt-get install iproute2)";
+  if (programs::find("ip").empty()) return "the ip command is not installed (apt-get install iproute2)";
   return {};
 }
 

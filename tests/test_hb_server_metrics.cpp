@@ -87,7 +87,7 @@ std::string get(uint16_t port, const std::string& target) {
 
 }  // namespace
 
-TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 for anything else") {
+TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics, 404 elsewhere, 405 for other methods") {
   const std::string build = std::getenv("EVWHEEL_BUILD") ? std::getenv("EVWHEEL_BUILD") : "build";
   const std::size_t fds = open_fd_count();
   {
@@ -122,7 +122,7 @@ TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 
     CHECK(response.find("# TYPE evwheel_rtt_seconds histogram\n") != std::string::npos);
 
     CHECK(get(static_cast<uint16_t>(metrics_port), "/").rfind("HTTP/1.1 404 Not Found\r\n", 0) == 0);
-    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
     CHECK(http(static_cast<uint16_t>(metrics_port), "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 
     ::close(peer);

@@ -27,7 +27,7 @@ struct ConnectorOptions {
   Duration backoff_max = std::chrono::seconds(30);
 };
 
-class Connector final : private IoHandler {
+class Connector final : private IoHandler, private CloseObserver {
  public:
   enum class State : uint8_t { idle, connecting, connected, waiting, stopped };
 
@@ -46,15 +46,14 @@ class Connector final : private IoHandler {
   int last_error() const noexcept { return last_error_; }
 
  private:
-  friend class Endpoint;
   void on_io(uint32_t events) override;
+  void on_connection_closed(Connection& connection, CloseReason reason) override;
   void attempt();
   void connected();
   void failed(int error);
   void retry_later();
   void cancel_timer() noexcept;
   void abandon_socket() noexcept;
-  void connection_closed(CloseReason reason);  // from the Endpoint
   Duration backoff() noexcept;
 
   Endpoint& endpoint_;
