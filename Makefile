@@ -49,7 +49,7 @@ EXAMPLE_OBJ := $(EXAMPLE_SRC:%.cpp=$(BUILD)/%.o)
 EXAMPLES    := $(patsubst examples/%.cpp,$(BUILD)/%,$(EXAMPLE_SRC))
 $(EXAMPLE_OBJ): ALLFLAGS += -Ibench/common
 
-.PHONY: all lib test bench fuzz clean install uninstall
+.PHONY: all lib test bench fuzz mutants clean install uninstall
 # Keep example objects (otherwise intermediate) so rebuilds stay incremental.
 .SECONDARY:
 all: $(LIB) $(BENCH_BIN) $(EXAMPLES)
@@ -172,6 +172,15 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.cpp $(FUZZ_LIB_OBJ) | $(CLANG_RT)
 
 fuzz: $(FUZZ_BINS)
 	tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_BINS)
+
+# --- Mutants: each tests/mutants/*.patch is a small bug in one of the library's promises.
+# tests/mutants/run applies each to a copy of this tree in $(BUILD)-mutants/ (started from
+# $(BUILD)'s objects, so only what a patch touches recompiles), runs the tests its header names
+# and fails if one survives.  MUTANTS="name ..." picks some, MUTANTS=fast the quick ones.
+MUTANTS ?=
+mutants:
+	$(if $(SAN),$(error make mutants builds without a sanitizer: drop SAN=$(SAN)))
+	MUTANTS="$(MUTANTS)" CXX="$(CXX)" tests/mutants/run $(BUILD)
 
 clean:
 	rm -rf build build-*

@@ -803,6 +803,33 @@ TEST_CASE("close() from a reactor timer and from inside on_open") {
   CHECK(open_fd_count() == fds);
 }
 
+TEST_CASE("a closed connection leaves no heartbeat deadline behind: the loop sleeps through its old deadlines") {
+  const std::size_t fds = open_fd_count();
+  {
+    const Duration P = 40ms, I = 120ms, tick = 5ms;
+    auto o = options(kServer, P, I);
+    o.heartbeat.tick = tick;
+    Server s(o);
+    int peer = s.connect();
+    REQUIRE(s.handler.live.size() == 1);
+    s.handler.live[0]->close();
+    REQUIRE(s.handler.closes.size() == 1);
+    // Every deadline the connection could have had (its first ping, its idle close) lies
+    // within I and a tick of now.  Nothing else is registered or timed that could wake the
+    // loop: an entry left on the heartbeat wheel would, through the timerfd.
+    const TimePoint past_every_deadline = s.reactor.update_now() + I + 2 * tick;
+    int dispatched = 0, iterations = 0;
+    while (s.reactor.now() < past_every_deadline) {
+      dispatched += s.reactor.run_once(past_every_deadline - s.reactor.now());
+      ++iterations;
+    }
+    INFO(iterations << " iterations");
+    CHECK(dispatched == 0);
+    ::close(peer);
+  }
+  CHECK(open_fd_count() == fds);
+}
+
 TEST_CASE("an exception from on_message closes that connection with reason error; others are still served") {
   const std::size_t fds = open_fd_count();
   {

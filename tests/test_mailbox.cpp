@@ -66,6 +66,26 @@ TEST_CASE("a letter that does not fit is refused and counted; the mailbox never 
   CHECK(box.put(letter(0, big), &was_empty));  // room again once delivered
 }
 
+TEST_CASE("a letter's address takes room too: a letter as long as the capacity is refused, and the largest that fits fills the mailbox") {
+  constexpr std::size_t kCapacity = 256;
+  bool was_empty = false;
+  Mailbox whole(kCapacity);
+  CHECK_FALSE(whole.put(letter(0, std::string(kCapacity, 'x')), &was_empty));
+  CHECK(whole.refused() == 1);
+  // The largest letter an empty mailbox takes: after it, not even an empty letter fits.
+  std::size_t largest = kCapacity;
+  for (; largest > 0; --largest) {
+    Mailbox probe(kCapacity);
+    if (probe.put(letter(0, std::string(largest, 'x')), &was_empty)) break;
+  }
+  REQUIRE(largest > 0);
+  CHECK(largest < kCapacity);
+  Mailbox full(kCapacity);
+  REQUIRE(full.put(letter(0, std::string(largest, 'x')), &was_empty));
+  CHECK_FALSE(full.put(letter(0, ""), &was_empty));
+  CHECK(deliver_all(full) == std::vector<std::string>{std::string(largest, 'x')});
+}
+
 TEST_CASE("a zero capacity is refused") { CHECK_THROWS_AS(Mailbox(0), std::invalid_argument); }
 
 TEST_CASE("a receiver that throws loses the rest of its batch, counted, and the next batch is whole") {
