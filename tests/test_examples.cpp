@@ -20,6 +20,7 @@
 
 using namespace loopback;
 using programs::Built;
+using programs::occurrences;
 
 namespace {
 
@@ -38,12 +39,6 @@ bool wait_for_file(const std::string& path, const std::string& text, Duration ti
     std::this_thread::sleep_for(10ms);
   }
   return true;
-}
-
-std::size_t occurrences(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // A port nobody listens on now (bound, then released).
