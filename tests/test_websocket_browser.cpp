@@ -165,7 +165,8 @@ TEST_CASE("websocket: headless Chromium loads ws_server's page, stays open on it
     DevTools devtools(reactor, static_cast<uint16_t>(devtools_port), devtools_path);
     REQUIRE(devtools.connected());
     const std::string page = "http://127.0.0.1:" + std::to_string(port) + "/";
-    const std::string target = json_string(devtools.call("Target.createTarget", "{\"url\":\"" + page + "\"}"), "targetId");
+    const std::string target =
+        json_string(devtools.call("Target.createTarget", "{\"url\":\"" + page + "\"}"), "targetId");
     REQUIRE(!target.empty());
     const std::string session = json_string(
         devtools.call("Target.attachToTarget", "{\"targetId\":\"" + target + "\",\"flatten\":true}"), "sessionId");

@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "doc_blocks.hpp"
 #include "loopback.hpp"
 #include "programs.hpp"
 
@@ -48,7 +49,8 @@ TEST_CASE("websocket: python3-websockets exchanges whole and fragmented messages
   const long port = number_after(server.stderr_text(), "listening on http://127.0.0.1:");
   REQUIRE(port > 0);
 
-  Built client({python, "tests/clients/ws_client.py", "ws://127.0.0.1:" + std::to_string(port) + "/ws", "8", "2.5"});
+  const std::string url = "ws://127.0.0.1:" + std::to_string(port) + "/ws";
+  Built client({python, doc_blocks::source_dir() + "/tests/clients/ws_client.py", url, "8", "2.5"});
   REQUIRE(client.started());
   const int status = client.wait(30s);
   const std::string said = client.stderr_text();

@@ -102,7 +102,8 @@ std::optional<int> parse(cli::Parser& parser, int argc, char** argv, Options* o,
   if (o->reactors > 1 && timers != "wheel")
     return parser.fail("--reactors applies to the wheel server only (use --timers wheel)");
   if (timers != "wheel" && std::find(codecs->begin(), codecs->end(), Codec::websocket) != codecs->end())
-    return parser.fail("--codec websocket runs on the wheel server only (the baselines speak framed and seed): use --timers wheel");
+    return parser.fail("--codec websocket runs on the wheel server only (the baselines speak framed and seed):"
+                       " use --timers wheel");
   return std::nullopt;
 }
 
