@@ -151,6 +151,12 @@ class Built {
     return true;
   }
 
+  // Waits until its stderr holds `prefix` and returns the number after it (a port it
+  // announces), or -1 if that does not come within `timeout`.
+  long wait_for_number(const std::string& prefix, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
+    return wait_for_stderr(prefix, timeout) ? number_after(stderr_text(), prefix) : -1;
+  }
+
   // Waits up to `timeout` for it to end: its exit status, 128 + the signal that ended it, or
   // -1 if it was still running (the destructor then kills it).
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {

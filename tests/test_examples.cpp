@@ -194,8 +194,8 @@ TEST_CASE("hb_client --codec websocket holds WebSocket connections to hb_server 
   Built server({"hb_server", "--listen", "127.0.0.1:0", "--codec", "websocket", "--ping-interval-ms", "100",
                 "--idle-timeout-ms", "500"});
   REQUIRE(server.started());
-  REQUIRE(server.wait_for_stderr("listening on port"));
-  const long port = programs::number_after(server.stderr_text(), "listening on port ");
+  const long port = server.wait_for_number("listening on port ");
+  REQUIRE(port > 0);
   Built client({"hb_client", "--connect", "127.0.0.1:" + std::to_string(port), "--codec", "websocket", "--conns", "2",
                 "--mute", "1"});
   REQUIRE(client.started());
@@ -220,8 +220,9 @@ TEST_CASE("ws_server serves its page at /, 404 elsewhere, upgrades /ws only, and
   Built server({"ws_server", "--listen", "127.0.0.1:0", "--ping-interval-ms", "50", "--idle-timeout-ms", "2000",
                 "--rtt-every-ms", "50"});
   REQUIRE(server.started());
-  REQUIRE(server.wait_for_stderr("listening on http://127.0.0.1:"));
-  const auto port = static_cast<uint16_t>(programs::number_after(server.stderr_text(), "listening on http://127.0.0.1:"));
+  const long announced = server.wait_for_number("listening on http://127.0.0.1:");
+  REQUIRE(announced > 0);
+  const auto port = static_cast<uint16_t>(announced);
   auto exchange = [port](const std::string& request) {
     int fd = raw_connect(port);
     std::string answer;

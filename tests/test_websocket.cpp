@@ -39,6 +39,16 @@ EndpointOptions server_options(Duration interval = 10s, Duration idle = 30s, Web
   return o;
 }
 
+// A client endpoint's options: evwheel's WebSocket client, asking for `path`.
+EndpointOptions client_endpoint_options(Duration interval, Duration idle, std::string path = "/") {
+  EndpointOptions o = options(Side::client, interval, idle);
+  WebSocketOptions websocket;
+  websocket.role = WebSocketRole::client;
+  websocket.path = std::move(path);
+  o.codec = std::make_shared<WebSocketCodec>(websocket);
+  return o;
+}
+
 // A recorder that also keeps each close code and each message's type.
 struct WsRecorder : Recorder {
   std::vector<uint16_t> close_codes;
@@ -369,12 +379,7 @@ TEST_CASE("websocket: evwheel's client and server heartbeat each other, exchange
   Endpoint server(reactor, server_handler, server_options(50ms, 2s));
   Listener listener(server, {});
   server_handler.message_hook = [](Connection& c, std::string_view m) { c.send_text(m); };
-  EndpointOptions client_options = options(Side::client, 50ms, 2s);
-  WebSocketOptions client_ws;
-  client_ws.role = WebSocketRole::client;
-  client_ws.path = "/feed";
-  client_options.codec = std::make_shared<WebSocketCodec>(client_ws);
-  Endpoint client(reactor, client_handler, client_options);
+  Endpoint client(reactor, client_handler, client_endpoint_options(50ms, 2s, "/feed"));
   ConnectorOptions connector_options;
   connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
   Connector connector(client, connector_options);
@@ -403,11 +408,7 @@ TEST_CASE("websocket: a connector whose handshake is refused reports EPROTO and 
   WsRecorder server_handler, client_handler;
   Endpoint server(reactor, server_handler, server_options(10s, 30s, refuse_all));
   Listener listener(server, {});
-  EndpointOptions client_options = options(Side::client, 10s, 30s);
-  WebSocketOptions client_ws;
-  client_ws.role = WebSocketRole::client;
-  client_options.codec = std::make_shared<WebSocketCodec>(client_ws);
-  Endpoint client(reactor, client_handler, client_options);
+  Endpoint client(reactor, client_handler, client_endpoint_options(10s, 30s));
   ConnectorOptions connector_options;
   connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
   Connector connector(client, connector_options);
@@ -459,11 +460,7 @@ TEST_CASE("websocket: a Connector destroyed while its connection's close handsha
       WsRecorder server_handler, client_handler;
       Endpoint server(reactor, server_handler, server_options());
       Listener listener(server, {});
-      EndpointOptions client_options = options(Side::client, 10s, 30s);
-      WebSocketOptions client_ws;
-      client_ws.role = WebSocketRole::client;
-      client_options.codec = std::make_shared<WebSocketCodec>(client_ws);
-      Endpoint client(reactor, client_handler, client_options);
+      Endpoint client(reactor, client_handler, client_endpoint_options(10s, 30s));
       ConnectorOptions connector_options;
       connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
       auto connector = std::make_unique<Connector>(client, connector_options);

@@ -135,8 +135,7 @@ TEST_CASE("websocket: headless Chromium loads ws_server's page, stays open on it
   Built server({"ws_server", "--listen", "127.0.0.1:0", "--ping-interval-ms", "200", "--idle-timeout-ms", "1000",
                 "--rtt-every-ms", "200"});
   REQUIRE(server.started());
-  REQUIRE(server.wait_for_stderr("listening on http://"));
-  const long port = number_after(server.stderr_text(), "listening on http://127.0.0.1:");
+  const long port = server.wait_for_number("listening on http://127.0.0.1:");
   REQUIRE(port > 0);
 
   char profile_template[] = "/tmp/evwheel-chromium-XXXXXX";
