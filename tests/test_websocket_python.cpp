@@ -3,7 +3,7 @@
 // $EVWHEEL_BUILD, as `make test` builds it).  The client checks what it receives with the
 // library's own strict frame checks; the server's lines say how each connection closed and
 // what its heartbeat counted.  Skipped, saying so, where no python3 can import websockets
-// (.ci/run installs python3-websockets).
+// (a failure under CI, whose .ci/run installs python3-websockets: tests/skip.hpp).
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -13,6 +13,7 @@
 #include "doc_blocks.hpp"
 #include "loopback.hpp"
 #include "programs.hpp"
+#include "skip.hpp"
 
 using namespace loopback;
 using programs::Built;
@@ -37,7 +38,7 @@ std::string python_with_websockets() {
 TEST_CASE("websocket: python3-websockets exchanges whole and fragmented messages, stays open under pings, and a client that stops reading is closed after the idle timeout") {
   const std::string python = python_with_websockets();
   if (python.empty()) {
-    MESSAGE("SKIPPED: no python3 with websockets (apt-get install python3-websockets); the python3-websockets test did not run");
+    skip::because("no python3 has websockets (apt-get install python3-websockets); the python3-websockets test did not run");
     return;
   }
   // P = 200 ms, I = 1 s: a client muted for 2.5 s is well past its idle timeout, and eight RTT
