@@ -155,7 +155,6 @@ int main(int argc, char** argv) {
     evwheel::Signals signals(reactor, [&](int) { reactor.stop(); });
     reactor.run_every(std::chrono::seconds(1), [&] { client.print(endpoint); });
     reactor.run();
-    endpoint.close_all();  // while the connectors watching the connections are still there
     client.print(endpoint);
     return client.exit_status();
   } catch (const std::invalid_argument& error) {

@@ -35,7 +35,13 @@ Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
 
 Connector::~Connector() {
   stop();
-  if (connection_) connection_->close();
+  if (!connection_) return;
+  // Its close may outlive us (a WebSocket close handshake waits for the peer): nobody is to
+  // tell us about it.
+  Connection* connection = connection_;
+  connection_ = nullptr;
+  endpoint_.observe(*connection, nullptr);
+  connection->close();
 }
 
 void Connector::start() {

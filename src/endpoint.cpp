@@ -176,6 +176,14 @@ Connection* Endpoint::adopt(int fd, const Adoption& adoption) {
   return connection->notify_open() ? connection : nullptr;
 }
 
+void Endpoint::observe(Connection& connection, CloseObserver* observer) {
+  reactor_.assert_in_loop_thread();
+  if (observer)
+    observers_.claim(connection.fd_) = observer;
+  else
+    observers_.release(connection.fd_);
+}
+
 void Endpoint::closed(Connection& connection, CloseReason reason, int error) noexcept {
   --open_;
   ++stats_.closes[static_cast<std::size_t>(reason)];

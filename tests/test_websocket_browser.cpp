@@ -64,8 +64,6 @@ class DevTools final : public ConnectionHandler {
     connector_ = std::make_unique<Connector>(endpoint_, connect);
     connector_->start();
   }
-  // The connection closes while the connector watching it is still there.
-  ~DevTools() override { endpoint_.close_all(); }
 
   bool connected() { return pump_until(reactor_, [&] { return connector_->connection() != nullptr; }, 10s); }
 
