@@ -11,14 +11,18 @@ FramedCodec::FramedCodec(uint32_t max_frame) : max_frame_(max_frame) {
 }
 
 std::ptrdiff_t FramedCodec::decode(std::string_view input, Frame& frame) const noexcept {
-  if (input.size() < kHeaderSize) return 0;
+  constexpr std::size_t kLengthSize = 4;
+  if (input.size() < kLengthSize) return 0;
   auto byte = [&](std::size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(input[i])); };
   uint32_t length = byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
-  uint32_t type = byte(4);
-  // Judged from the header alone, so an oversized frame is refused before it is buffered.
-  if (length > max_frame_ || type > static_cast<uint32_t>(FrameType::pong)) return -1;
+  // Judged as soon as the length is in, so an oversized frame is refused before it is
+  // buffered, and a peer speaking another protocol is refused at once: the seed's "ping" read
+  // as a length is 1.9 GB, and no fifth byte may ever come.
+  if (length > max_frame_) return -1;
+  if (input.size() < kHeaderSize) return 0;
+  if (byte(4) > static_cast<uint32_t>(FrameType::pong)) return -1;
   if (input.size() - kHeaderSize < length) return 0;
-  frame.type = static_cast<FrameType>(type);
+  frame.type = static_cast<FrameType>(byte(4));
   frame.payload = input.substr(kHeaderSize, length);
   return static_cast<std::ptrdiff_t>(kHeaderSize + length);
 }

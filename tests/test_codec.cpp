@@ -185,16 +185,18 @@ TEST_CASE("framed: two and three concatenated frames decode one by one") {
   CHECK(got == want);
 }
 
-TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the 5-byte header alone") {
+TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the 4 length bytes alone") {
   for (uint32_t max_frame : {1u, 100u, FramedCodec::kDefaultMaxFrame}) {
     CAPTURE(max_frame);
     FramedCodec codec(max_frame);
     Frame frame;
     for (uint8_t type : {uint8_t{0}, uint8_t{1}, uint8_t{2}}) {
       std::string header = framed_header(max_frame + 1, type);
-      // Fewer than 5 bytes cannot be judged yet.
-      for (std::size_t len = 0; len < header.size(); ++len)
+      // Fewer than 4 bytes cannot be judged yet.
+      for (std::size_t len = 0; len < 4; ++len)
         CHECK(codec.decode(std::string_view(header).substr(0, len), frame) == 0);
+      // The length alone, no type byte yet: refused at once, not waited on.
+      CHECK(codec.decode(std::string_view(header).substr(0, 4), frame) == -1);
       // The header alone, no payload at all: refused at once, not buffered.
       CHECK(codec.decode(header, frame) == -1);
       CHECK(codec.decode(header + "abc", frame) == -1);
@@ -203,6 +205,30 @@ TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the
       // Exactly max_frame is fine (incomplete, so 0).
       CHECK(codec.decode(framed_header(max_frame, type), frame) == 0);
     }
+  }
+}
+
+TEST_CASE("framed: a seed peer's \"ping\" or \"pong\" is a protocol error on its 4th byte") {
+  FramedCodec codec;
+  Frame frame;
+  for (std::string token : {"ping", "pong"}) {
+    CAPTURE(token);
+    for (std::size_t len = 0; len < 4; ++len) CHECK(codec.decode(token.substr(0, len), frame) == 0);
+    CHECK(codec.decode(token, frame) == -1);
+    CHECK(codec.decode(token + token, frame) == -1);
+  }
+}
+
+TEST_CASE("seed: a framed peer's frame is a protocol error on its first byte") {
+  SeedCodec codec;
+  FramedCodec framed;
+  Frame frame;
+  char header[Codec::kMaxHeader];
+  for (FrameType type : {FrameType::data, FrameType::ping, FrameType::pong}) {
+    int size = framed.encode_header(type, 8, header);
+    REQUIRE(size == 5);
+    CHECK(codec.decode(std::string_view(header, 1), frame) == -1);
+    CHECK(codec.decode(std::string_view(header, 5), frame) == -1);
   }
 }
 

@@ -8,13 +8,16 @@
 //     offset 4  uint8               type: 0 = data, 1 = ping, 2 = pong
 //     offset 5  payload
 //   A ping's payload is opaque (evwheel sends 8 bytes); the pong answering it echoes the same
-//   bytes.  A length above the codec's max_frame or an unknown type is a protocol error.
+//   bytes.  A length above the codec's max_frame or an unknown type is a protocol error, known
+//   as soon as those bytes are in (a seed peer's "ping" is refused on its 4th byte).
 //   Example, a ping with payload 01..08:  00 00 00 08 01 01 02 03 04 05 06 07 08
 //
 // seed — what clients written like the well-known Go heartbeat article speak: the 4 ASCII
 //   bytes "ping" and "pong", nothing else, no framing.  Tokens may arrive coalesced
 //   ("pingping") or split ("pi" "ng"); both are handled.  Having no framing, seed cannot carry
-//   data: any other byte sequence is a protocol error, and sending data on it is refused.
+//   data: any other byte sequence is a protocol error, and sending data on it is refused.  The
+//   error is known at the first byte that no token continues with (a framed peer's first byte
+//   is a length byte, 0 for any frame under 16 MiB: refused at once).
 #pragma once
 
 #include <cstddef>
