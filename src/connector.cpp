@@ -1,17 +1,23 @@
 // connector — see include/evwheel/connector.hpp.
 #include "evwheel/connector.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <stdexcept>
 
-#include "evwheel/address.hpp"
+#include "resolver.hpp"
 
 namespace evwheel {
+
+const char* connect_error_string(int error) noexcept {
+  return error < 0 ? ::gai_strerror(error) : std::strerror(error);
+}
 
 Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
     : endpoint_(endpoint),
@@ -19,14 +25,17 @@ Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
       options_(std::move(options)),
       random_(static_cast<std::minstd_rand::result_type>(
           reinterpret_cast<uintptr_t>(this) ^ static_cast<uintptr_t>(reactor_.now().time_since_epoch().count()))) {
-  remote_ = parse_address(options_.address);
-  if (!options_.source.empty()) {
-    local_.sin_family = AF_INET;
-    local_.sin_addr = parse_host(options_.source);
-  }
   if (options_.connect_timeout <= Duration::zero() || options_.backoff_initial <= Duration::zero() ||
       options_.backoff_max < options_.backoff_initial)
     throw std::invalid_argument("evwheel: connector times must be > 0 and backoff_max >= backoff_initial");
+  name_ = HostName::parse(options_.address);
+  if (!name_) addresses_.push_back(Address::parse(options_.address));
+  if (!options_.source.empty()) {
+    local_ = Address::parse_host(options_.source);
+    if (!name_ && addresses_[0].family() != local_.family())
+      throw std::invalid_argument("evwheel: connector source '" + options_.source + "' cannot reach '" +
+                                  options_.address + "' (another address family)");
+  }
 }
 
 Connector::~Connector() {
@@ -42,6 +51,7 @@ void Connector::start() {
 
 void Connector::stop() {
   cancel_timer();
+  cancel_lookup();
   abandon_socket();
   state_ = connection_ ? State::connected : State::stopped;
   if (connection_) options_.reconnect = false;
@@ -52,6 +62,11 @@ void Connector::cancel_timer() noexcept {
   timer_ = 0;
 }
 
+void Connector::cancel_lookup() noexcept {
+  if (lookup_) lookup_->cancel();
+  lookup_.reset();
+}
+
 void Connector::abandon_socket() noexcept {
   if (fd_ < 0) return;
   reactor_.remove(fd_);
@@ -60,35 +75,71 @@ void Connector::abandon_socket() noexcept {
 }
 
 void Connector::attempt() {
+  next_address_ = 0;
+  if (!name_) return try_next();
+  state_ = State::resolving;
+  try {
+    lookup_ = Lookup::start(reactor_, name_->host, name_->port, local_.family(),
+                            [this](int error, std::vector<Address> addresses) { resolved(error, std::move(addresses)); });
+  } catch (const std::system_error& error) {
+    pass_failed(error.code().value());
+  }
+}
+
+void Connector::resolved(int error, std::vector<Address> addresses) {
+  lookup_.reset();
+  if (error) return pass_failed(error);
+  addresses_ = std::move(addresses);
+  try_next();
+}
+
+void Connector::try_next() {
+  while (next_address_ < addresses_.size())
+    if (open_socket(addresses_[next_address_++])) return;
+  pass_failed(last_error_);
+}
+
+bool Connector::open_socket(const Address& remote) {
   ++attempts_;
+  remote_ = remote;
   state_ = State::connecting;
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) return failed(errno);
-  if (local_.sin_family == AF_INET) {
+  auto failed_now = [this](int error) {
+    abandon_socket();
+    last_error_ = error;
+    return false;
+  };
+  fd_ = ::socket(remote.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return failed_now(errno);
+  if (local_.family() != AF_UNSPEC) {
     // The kernel picks the port at connect time, per destination: one source address then
     // serves far more than the ~28k ephemeral ports a bind-time choice would allow.
     int one = 1;
     ::setsockopt(fd_, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&local_), sizeof local_) < 0) return failed(errno);
+    if (::bind(fd_, local_.get(), local_.length()) < 0) return failed_now(errno);
   }
-  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&remote_), sizeof remote_) == 0) return connected();
-  if (errno != EINPROGRESS) return failed(errno);
+  if (::connect(fd_, remote.get(), remote.length()) == 0) {
+    connected();
+    return true;
+  }
+  // A Unix socket whose listener's queue is full says EAGAIN: a failure like a refusal.
+  if (errno != EINPROGRESS) return failed_now(errno);
   try {
     reactor_.add(fd_, EPOLLOUT, *this);
   } catch (const std::system_error& error) {
-    return failed(error.code().value());
+    return failed_now(error.code().value());
   }
   timer_ = reactor_.run_after(options_.connect_timeout, [this] {
     timer_ = 0;
-    failed(ETIMEDOUT);
+    address_failed(ETIMEDOUT);
   });
+  return true;
 }
 
 void Connector::on_io(uint32_t) {
   int error = 0;
   socklen_t length = sizeof error;
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
-  if (error) return failed(error);
+  if (error) return address_failed(error);
   cancel_timer();
   reactor_.remove(fd_);
   connected();
@@ -107,14 +158,20 @@ void Connector::connected() {
   }
 }
 
-void Connector::failed(int error) {
+void Connector::address_failed(int error) {
   cancel_timer();
   abandon_socket();
+  last_error_ = error;
+  try_next();
+}
+
+void Connector::pass_failed(int error) {
   last_error_ = error;
   state_ = State::idle;
   ++failures_;
   endpoint_.handler().on_connect_error(*this, error);
-  retry_later();
+  // The handler may have stopped or restarted the connector; only an idle one waits.
+  if (state_ == State::idle) retry_later();
 }
 
 void Connector::retry_later() {

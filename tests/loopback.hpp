@@ -71,6 +71,25 @@ inline int raw_listen(int backlog, sockaddr_in* address) {
   return fd;
 }
 
+// A socket bound to `address` (port 0: a free one; see Address::local_of for which) but not
+// listening: connects to it are refused, and nobody else can take the port meanwhile; -1 on
+// failure.
+inline int bound_not_listening(const evwheel::Address& address) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::bind(fd, address.get(), address.length()) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// Whether this machine has an IPv6 loopback (::1) to bind to: tests that need one say so and
+// skip without it.
+inline bool ipv6_loopback_available() {
+  int fd = bound_not_listening(evwheel::Address::parse("[::1]:0"));
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
 // A blocking TCP socket connected to 127.0.0.1:port (from `source` if given; SO_RCVBUF set
 // before connecting when rcvbuf > 0); -1 on failure.
 inline int raw_connect(uint16_t port, int rcvbuf = 0, const char* source = nullptr) {
@@ -174,12 +193,7 @@ inline std::string peer_host(int fd) {
 }
 
 // The local address of socket `fd` as HOST:PORT (what the peer sees as its client address).
-inline std::string local_address(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0) return "?";
-  return evwheel::to_string(address);
-}
+inline std::string local_address(int fd) { return evwheel::to_string(evwheel::Address::local_of(fd)); }
 
 // One frame of the framed codec: 4-byte big-endian length, type byte, payload (length may lie).
 inline std::string frame(FrameType type, std::string_view payload, uint32_t length = UINT32_MAX) {
