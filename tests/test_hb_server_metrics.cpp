@@ -3,73 +3,18 @@
 // peer, and scrapes /metrics over a raw socket until the peer shows up in the counters.
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <string>
-#include <vector>
 
+#include "example_process.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
 
 using namespace loopback;
+using namespace example_process;
 
 namespace {
-
-// A child process that is killed and reaped if the test stops early (a failed REQUIRE).
-struct Child {
-  pid_t pid = -1;
-  int stderr_fd = -1;  // the read end of the child's stderr
-  ~Child() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-    if (stderr_fd >= 0) ::close(stderr_fd);
-  }
-};
-
-void spawn(Child& child, std::vector<std::string> args) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) < 0) return;
-  child.pid = ::fork();
-  if (child.pid == 0) {
-    ::dup2(pipe_fds[1], 2);
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(pipe_fds[1]);
-  child.stderr_fd = pipe_fds[0];
-}
-
-// Reads the child's stderr until `text` appears (true) or `timeout` passes; `seen` keeps all of it.
-bool wait_for_output(int fd, const std::string& text, std::string& seen, Duration timeout = 5s) {
-  auto deadline = Clock::now() + timeout;
-  while (seen.find(text) == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
-    char chunk[1024];
-    ssize_t got = ::read(fd, chunk, sizeof chunk);
-    if (got <= 0) return false;
-    seen.append(chunk, static_cast<std::size_t>(got));
-  }
-  return true;
-}
-
-// The number after `prefix` in `text` (up to the end of that line); -1 if absent.
-long number_after(const std::string& text, const std::string& prefix) {
-  std::size_t at = text.find(prefix);
-  return at == std::string::npos ? -1 : std::strtol(text.c_str() + at + prefix.size(), nullptr, 10);
-}
 
 // One HTTP exchange over a raw socket: the whole response, or "" if the connection failed.
 std::string http(uint16_t port, const std::string& request) {
@@ -88,11 +33,10 @@ std::string get(uint16_t port, const std::string& target) {
 }  // namespace
 
 TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 for anything else") {
-  const std::string build = std::getenv("EVWHEEL_BUILD") ? std::getenv("EVWHEEL_BUILD") : "build";
   const std::size_t fds = open_fd_count();
   {
     Child server;
-    spawn(server, {build + "/hb_server", "--listen", "127.0.0.1:0", "--metrics-port", "0",
+    spawn(server, {binary("hb_server"), "--listen", "127.0.0.1:0", "--metrics-port", "0",
                    "--ping-interval-ms", "100", "--idle-timeout-ms", "10000"});
     REQUIRE(server.pid > 0);
     std::string output;
@@ -126,15 +70,7 @@ TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 
     CHECK(http(static_cast<uint16_t>(metrics_port), "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 
     ::close(peer);
-    ::kill(server.pid, SIGTERM);
-    int status = 0;
-    auto exit_deadline = Clock::now() + 5s;
-    pid_t reaped;
-    while ((reaped = ::waitpid(server.pid, &status, WNOHANG)) == 0 && Clock::now() < exit_deadline) ::usleep(10'000);
-    REQUIRE_MESSAGE(reaped == server.pid, "hb_server did not exit within 5 s of SIGTERM");
-    server.pid = -1;
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK_MESSAGE(terminate(server) == 0, "hb_server did not exit 0 within 5 s of SIGTERM");
   }
   CHECK(open_fd_count() == fds);
 }
