@@ -2,6 +2,7 @@
 #include "resolver.hpp"
 
 #include <netdb.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,6 +40,7 @@ std::shared_ptr<Lookup> Lookup::start(Reactor& reactor, std::string host, uint16
   ++running_;
   try {
     std::thread([lookup, host = std::move(host), port, family] {
+      ::pthread_setname_np(::pthread_self(), kThreadName);
       std::vector<Address> addresses;
       int error = resolve(host, port, family, &addresses);
       {

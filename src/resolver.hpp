@@ -49,6 +49,8 @@ class Lookup {
   // Helper threads not yet finished, in the whole process (tests wait for 0 to know that every
   // answer has been posted).
   static int running() noexcept { return running_.load(); }
+  // What a helper thread is called (ps -L, top -H, /proc/PID/task/*/comm, a debugger).
+  static constexpr const char* kThreadName = "evwheel-lookup";
 
   Lookup(Reactor& reactor, Done done) : reactor_(&reactor), done_(std::move(done)) {}
 

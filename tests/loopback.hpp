@@ -1,5 +1,6 @@
-// loopback — helpers shared by test_connection/test_listener/test_connector: a loop driver,
-// raw peer sockets on 127.0.0.1, framed bytes, and a handler that records what happened.
+// loopback — helpers shared by the tests over real sockets: a loop driver, raw peer sockets on
+// 127.0.0.1, framed bytes, a handler that records what happened, and a server and a client
+// side on one reactor.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,7 +24,9 @@
 #include "evwheel/address.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
+#include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
+#include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
 
 namespace loopback {
@@ -269,6 +273,49 @@ struct Recorder : evwheel::ConnectionHandler {
   std::size_t closed_with(CloseReason reason) const {
     return static_cast<std::size_t>(std::count_if(closes.begin(), closes.end(),
                                                   [&](const Close& c) { return c.reason == reason; }));
+  }
+};
+
+// One reactor with a server endpoint and a client endpoint, each recorded, the heartbeat out of
+// the way (1 s / 3 s); listen() and connect() add a listener and a connector (replacing the
+// previous one), destroyed before the endpoints.
+struct Sides {
+  evwheel::Reactor reactor;
+  Recorder server, client;
+  evwheel::Endpoint server_ep{reactor, server, options(evwheel::Side::server, 1s, 3s)};
+  evwheel::Endpoint client_ep{reactor, client, options(evwheel::Side::client, 1s, 3s)};
+  std::optional<evwheel::Listener> listener;
+  std::optional<evwheel::Connector> connector;
+
+  evwheel::Listener& listen(const std::string& address, bool v6_only = false) {
+    evwheel::ListenerOptions o;
+    o.address = address;
+    o.v6_only = v6_only;
+    return listener.emplace(server_ep, o);
+  }
+  // Starts a connector to `address` (from `source` if not empty).
+  evwheel::Connector& connect(const std::string& address, const std::string& source = "") {
+    evwheel::ConnectorOptions o;
+    o.address = address;
+    o.source = source;
+    connector.reset();
+    connector.emplace(client_ep, o);
+    connector->start();
+    return *connector;
+  }
+  // Pumps until the connector is connected and the server has a connection open.
+  bool opened() {
+    return pump_until(reactor, [&] { return connector && connector->connection() && !server.live.empty(); });
+  }
+  // Sends `text` over the connector's connection and back from the server's newest one; true
+  // when it arrived both ways.
+  bool exchange(const std::string& text) {
+    if (!opened()) return false;
+    std::size_t to_server = server.messages.size(), to_client = client.messages.size();
+    return connector->connection()->send(text) &&
+           pump_until(reactor, [&] { return server.messages.size() > to_server; }) &&
+           server.messages.back() == text && server.live.back()->send(text) &&
+           pump_until(reactor, [&] { return client.messages.size() > to_client; }) && client.messages.back() == text;
   }
 };
 

@@ -19,7 +19,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,7 +28,6 @@
 #include "evwheel/address.hpp"
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
-#include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
@@ -40,15 +38,6 @@ using namespace loopback;
 
 namespace {
 
-EndpointOptions quiet(Side side) { return options(side, 1s, 3s); }
-
-ConnectorOptions to(const std::string& address, const std::string& source = "") {
-  ConnectorOptions o;
-  o.address = address;
-  o.source = source;
-  return o;
-}
-
 // Waits until no lookup thread is left, then runs the loop a few more times for the answers
 // they posted.  False if a lookup is still running after 10 s.
 bool settle(Reactor& reactor) {
@@ -58,9 +47,15 @@ bool settle(Reactor& reactor) {
   return Lookup::running() == 0;
 }
 
-std::size_t thread_count() {
+// Lookup helper threads still in the process, by name: a thread's name lasts until it is gone,
+// past the end of its work (which is all Lookup::running() can see).
+std::size_t lookup_threads() {
   std::size_t count = 0;
-  for ([[maybe_unused]] const auto& task : std::filesystem::directory_iterator("/proc/self/task")) ++count;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    count += name == Lookup::kThreadName;
+  }
   return count;
 }
 
@@ -87,11 +82,11 @@ std::string private_hosts(const TempDir& dir) {
 // Returns its result, or "skipped: ..." when the child cannot have one.
 template <class Scenario>
 std::string with_dual_localhost(Scenario&& scenario) {
-  // fork() copies one thread: a lookup thread still running could hold a resolver lock, and a
-  // sanitizer runtime refuses threads in the child of a multi-threaded fork.
+  // fork() copies one thread: a lookup thread still running could hold a resolver lock, and
+  // ThreadSanitizer refuses new threads in the child of a multi-threaded fork.
   auto deadline = Clock::now() + 10s;
-  while (thread_count() > 1 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  if (thread_count() > 1) return "the test process kept other threads: cannot fork cleanly";
+  while (lookup_threads() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  if (lookup_threads() > 0) return "lookup threads of earlier tests are still running: cannot fork cleanly";
   TempDir dir("evwheel-hosts");
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return "pipe2 failed";
@@ -139,19 +134,9 @@ struct Reached {
 Reached connect_to_localhost(const std::string& listen_host, const std::vector<std::string>& held_hosts,
                              const std::string& source = "") {
   Reached reached;
-  Reactor reactor;
-  Recorder server, client;
-  Endpoint server_ep(reactor, server, quiet(Side::server));
-  Endpoint client_ep(reactor, client, quiet(Side::client));
-  std::optional<Listener> listener;
+  Sides sides;
   std::vector<int> held;
-  uint16_t port = 0;
-  if (!listen_host.empty()) {
-    ListenerOptions o;
-    o.address = listen_host + ":0";
-    listener.emplace(server_ep, o);
-    port = listener->port();
-  }
+  uint16_t port = listen_host.empty() ? 0 : sides.listen(listen_host + ":0").port();
   for (const std::string& host : held_hosts) {
     std::string at = host + ":" + std::to_string(port);
     held.push_back(bound_not_listening(Address::parse(at)));
@@ -159,15 +144,14 @@ Reached connect_to_localhost(const std::string& listen_host, const std::vector<s
     if (port == 0) port = Address::local_of(held.back()).port();
   }
   if (reached.failure.empty()) {
-    Connector connector(client_ep, to("localhost:" + std::to_string(port), source));
-    connector.start();
+    Connector& connector = sides.connect("localhost:" + std::to_string(port), source);
     if (connector.state() != Connector::State::resolving) reached.failure = "not resolving after start()";
-    pump_until(reactor, [&] { return !client.live.empty() || !client.connect_errors.empty(); });
-    pump_for(reactor, 20ms);  // nothing more may happen
-    reached.opened = !client.live.empty();
-    if (reached.opened) reached.family = Address::peer_of(client.live[0]->fd()).family();
+    pump_until(sides.reactor, [&] { return !sides.client.live.empty() || !sides.client.connect_errors.empty(); });
+    pump_for(sides.reactor, 20ms);  // nothing more may happen
+    reached.opened = !sides.client.live.empty();
+    if (reached.opened) reached.family = Address::peer_of(sides.client.live[0]->fd()).family();
     reached.attempts = connector.attempts();
-    reached.errors = client.connect_errors;
+    reached.errors = sides.client.connect_errors;
   }
   for (int fd : held)
     if (fd >= 0) ::close(fd);
@@ -233,20 +217,16 @@ TEST_CASE("a Lookup answers on its reactor's loop thread, and a cancelled one ne
 TEST_CASE("a connector to localhost:PORT resolves off the loop, then connects") {
   const std::size_t fds = open_fd_count();
   {
-    Reactor reactor;
-    Recorder server, client;
-    Endpoint server_ep(reactor, server, quiet(Side::server));
-    Endpoint client_ep(reactor, client, quiet(Side::client));
-    Listener listener(server_ep, ListenerOptions{});
-    Connector connector(client_ep, to("localhost:" + std::to_string(listener.port()), "127.0.0.1"));
-    connector.start();
+    Sides sides;
+    const std::string port = std::to_string(sides.listen("127.0.0.1:0").port());
+    Connector& connector = sides.connect("localhost:" + port, "127.0.0.1");
     CHECK(connector.state() == Connector::State::resolving);
     CHECK(connector.attempts() == 0);
-    REQUIRE(pump_until(reactor, [&] { return server.live.size() == 1 && client.live.size() == 1; }));
+    REQUIRE(sides.opened());
     CHECK(connector.state() == Connector::State::connected);
-    CHECK(to_string(connector.remote()) == "127.0.0.1:" + std::to_string(listener.port()));
-    CHECK(client.connect_errors.empty());
-    REQUIRE(settle(reactor));
+    CHECK(to_string(connector.remote()) == "127.0.0.1:" + port);
+    CHECK(sides.client.connect_errors.empty());
+    REQUIRE(settle(sides.reactor));
   }
   CHECK(open_fd_count() == fds);
 }
@@ -256,8 +236,9 @@ TEST_CASE("a connector to a name that does not resolve reports one negative erro
   {
     Reactor reactor;
     Recorder client;
-    Endpoint endpoint(reactor, client, quiet(Side::client));
-    ConnectorOptions o = to("no-such-host.invalid:80");
+    Endpoint endpoint(reactor, client, options(Side::client, 1s, 3s));
+    ConnectorOptions o;
+    o.address = "no-such-host.invalid:80";
     o.reconnect = true;
     o.backoff_initial = 10ms;
     o.backoff_max = 20ms;
@@ -278,28 +259,26 @@ TEST_CASE("a connector to a name that does not resolve reports one negative erro
 TEST_CASE("destroying or stopping a connector whose lookup is in flight is safe: the answer is dropped") {
   const std::size_t fds = open_fd_count();
   {
-    Reactor reactor;
-    Recorder server, client;
-    Endpoint server_ep(reactor, server, quiet(Side::server));
-    Endpoint client_ep(reactor, client, quiet(Side::client));
-    Listener listener(server_ep, ListenerOptions{});
-    const std::string address = "localhost:" + std::to_string(listener.port());
+    Sides sides;
+    const std::string address = "localhost:" + std::to_string(sides.listen("127.0.0.1:0").port());
+    ConnectorOptions o;
+    o.address = address;
     std::vector<std::unique_ptr<Connector>> stopped;
     // Some answers are posted before the destructor runs, some after: each way must drop them.
     for (int i = 0; i < 20; ++i) {
-      Connector destroyed(client_ep, to(address));
-      destroyed.start();
+      sides.connect(address);
       auto deadline = Clock::now() + 10s;
       while (i % 2 && Lookup::running() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(1ms);
-      stopped.push_back(std::make_unique<Connector>(client_ep, to(address)));
+      sides.connector.reset();
+      stopped.push_back(std::make_unique<Connector>(sides.client_ep, o));
       stopped.back()->start();
       stopped.back()->stop();
     }
-    REQUIRE(settle(reactor));
-    pump_for(reactor, 20ms);
-    CHECK(client.opens == 0);
-    CHECK(server.opens == 0);
-    CHECK(client.connect_errors.empty());
+    REQUIRE(settle(sides.reactor));
+    pump_for(sides.reactor, 20ms);
+    CHECK(sides.client.opens == 0);
+    CHECK(sides.server.opens == 0);
+    CHECK(sides.client.connect_errors.empty());
     for (const auto& connector : stopped) CHECK(connector->state() == Connector::State::stopped);
   }
   CHECK(open_fd_count() == fds);

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -21,7 +20,6 @@
 #include "evwheel/address.hpp"
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
-#include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
@@ -32,23 +30,9 @@ using namespace loopback;
 
 namespace {
 
-EndpointOptions quiet(Side side) { return options(side, 1s, 3s); }
-
 bool exists(const std::string& path) {
   struct stat status {};
   return ::lstat(path.c_str(), &status) == 0;
-}
-
-ListenerOptions at(const std::string& address) {
-  ListenerOptions o;
-  o.address = address;
-  return o;
-}
-
-ConnectorOptions to(const std::string& address) {
-  ConnectorOptions o;
-  o.address = address;
-  return o;
 }
 
 // A socket file with nobody listening on it, as a server that crashed leaves behind.
@@ -62,7 +46,9 @@ void make_stale_socket(const std::string& path) {
 // The errno of the std::system_error that making a listener at `address` throws; 0 if it does not.
 int listener_error(Endpoint& endpoint, const std::string& address) {
   try {
-    Listener listener(endpoint, at(address));
+    ListenerOptions o;
+    o.address = address;
+    Listener listener(endpoint, o);
   } catch (const std::system_error& error) {
     INFO("what: ", error.what());
     CHECK(std::string(error.what()).find(address) != std::string::npos);
@@ -70,24 +56,6 @@ int listener_error(Endpoint& endpoint, const std::string& address) {
   }
   return 0;
 }
-
-// A reactor with a server and a client endpoint, for a listener and connectors on Unix sockets.
-struct Sides {
-  Reactor reactor;
-  Recorder server, client;
-  Endpoint server_ep{reactor, server, quiet(Side::server)};
-  Endpoint client_ep{reactor, client, quiet(Side::client)};
-
-  // Connects a new connector to `address` and waits until both ends are open (returned: the
-  // connector, which keeps its connection).
-  Connector& connect(std::optional<Connector>& connector, const std::string& address) {
-    std::size_t before = server.opens;
-    connector.emplace(client_ep, to(address));
-    connector->start();
-    REQUIRE(pump_until(reactor, [&] { return server.opens > before && connector->connection(); }));
-    return *connector;
-  }
-};
 
 }  // namespace
 
@@ -97,46 +65,36 @@ TEST_CASE("a listener on unix:/path and a connector to it exchange messages; add
     TempDir dir("evwheel-unix");
     const std::string address = "unix:" + dir / "hb.sock";
     Sides sides;
-    Listener listener(sides.server_ep, at(address));
+    Listener& listener = sides.listen(address);
     CHECK(to_string(listener.address()) == address);
     CHECK(listener.port() == 0);
-    std::optional<Connector> connector;
-    Connection& client_side = *sides.connect(connector, address).connection();
-    CHECK(to_string(connector->remote()) == address);
-    REQUIRE(sides.server.live.size() == 1);
+    sides.connect(address);
+    REQUIRE(sides.opened());
+    CHECK(to_string(sides.connector->remote()) == address);
+    Connection& client_side = *sides.connector->connection();
     Connection& server_side = *sides.server.live[0];
     CHECK(to_string(Address::peer_of(client_side.fd())) == address);
     CHECK(to_string(Address::local_of(server_side.fd())) == address);
     CHECK(to_string(Address::peer_of(server_side.fd())) == "unix:");  // the client has no name
-
-    CHECK(client_side.send("over unix"));
-    REQUIRE(pump_until(sides.reactor, [&] { return !sides.server.messages.empty(); }));
-    CHECK(sides.server.messages[0] == "over unix");
-    CHECK(server_side.send("and back"));
-    REQUIRE(pump_until(sides.reactor, [&] { return !sides.client.messages.empty(); }));
-    CHECK(sides.client.messages[0] == "and back");
+    CHECK(sides.exchange("over unix"));
   }
   CHECK(open_fd_count() == fds);
 }
 
-TEST_CASE("an abstract unix:@name listener and connector exchange messages and leave no file") {
+TEST_CASE("an abstract unix:@name listener and connector exchange messages; the name goes with the listener") {
   const std::size_t fds = open_fd_count();
   {
     const std::string address = "unix:@evwheel-test-" + std::to_string(::getpid());
     Sides sides;
-    std::optional<Listener> listener;
-    listener.emplace(sides.server_ep, at(address));
-    CHECK(to_string(listener->address()) == address);
-    std::optional<Connector> connector;
-    Connection& client_side = *sides.connect(connector, address).connection();
+    CHECK(to_string(sides.listen(address).address()) == address);
+    sides.connect(address);
+    REQUIRE(sides.opened());
+    Connection& client_side = *sides.connector->connection();
     CHECK(to_string(Address::peer_of(client_side.fd())) == address);
-    CHECK(client_side.send("abstract"));
-    REQUIRE(pump_until(sides.reactor, [&] { return !sides.server.messages.empty(); }));
-    CHECK(sides.server.messages[0] == "abstract");
+    CHECK(sides.exchange("abstract"));
     // Gone with the listener: a new connect finds nobody.
-    listener.reset();
-    connector.emplace(sides.client_ep, to(address));
-    connector->start();
+    sides.listener.reset();
+    sides.connect(address);
     REQUIRE(pump_until(sides.reactor, [&] { return !sides.client.connect_errors.empty(); }));
     CHECK(sides.client.connect_errors[0] == ECONNREFUSED);
   }
@@ -184,10 +142,10 @@ TEST_CASE("a listener clears a stale socket file that nobody listens on, and bin
     make_stale_socket(path);
     REQUIRE(exists(path));
     Sides sides;
-    Listener listener(sides.server_ep, at("unix:" + path));
-    std::optional<Connector> connector;
-    sides.connect(connector, "unix:" + path);
-    CHECK(listener.stats().accepted == 1);
+    sides.listen("unix:" + path);
+    sides.connect("unix:" + path);
+    REQUIRE(sides.opened());
+    CHECK(sides.listener->stats().accepted == 1);
   }
   CHECK(open_fd_count() == fds);
 }
@@ -198,11 +156,11 @@ TEST_CASE("a listener refuses a path another listener has (EADDRINUSE) and leave
     TempDir dir("evwheel-unix");
     const std::string address = "unix:" + dir / "busy.sock";
     Sides sides;
-    Listener first(sides.server_ep, at(address));
+    Listener& first = sides.listen(address);
     CHECK(listener_error(sides.server_ep, address) == EADDRINUSE);
     // The first listener saw the probe (a connection that closes at once) and still takes clients.
-    std::optional<Connector> connector;
-    sides.connect(connector, address);
+    sides.connect(address);
+    REQUIRE(sides.opened());
     REQUIRE(pump_until(sides.reactor, [&] { return sides.server.opens == 2 && sides.server.live.size() == 1; }));
     CHECK(first.stats().accepted == 2);
     CHECK(exists(dir / "busy.sock"));
@@ -232,19 +190,16 @@ TEST_CASE("a listener removes its socket file when it closes, but not a file tha
     TempDir dir("evwheel-unix");
     const std::string path = dir / "own.sock";
     Sides sides;
-    {
-      Listener listener(sides.server_ep, at("unix:" + path));
-      REQUIRE(exists(path));
-      listener.close();
-      CHECK_FALSE(exists(path));
-    }
-    {
-      Listener listener(sides.server_ep, at("unix:" + path));
-      REQUIRE(::unlink(path.c_str()) == 0);
-      make_stale_socket(path);  // another server's file now
-      listener.close();
-      CHECK(exists(path));
-    }
+    sides.listen("unix:" + path);
+    REQUIRE(exists(path));
+    sides.listener->close();
+    CHECK_FALSE(exists(path));
+
+    sides.listen("unix:" + path);
+    REQUIRE(::unlink(path.c_str()) == 0);
+    make_stale_socket(path);  // another server's file now
+    sides.listener.reset();
+    CHECK(exists(path));
   }
   CHECK(open_fd_count() == fds);
 }
@@ -272,15 +227,13 @@ TEST_CASE("a connector to a Unix path nobody listens on fails: ENOENT without a 
   {
     TempDir dir("evwheel-unix");
     Sides sides;
-    Connector missing(sides.client_ep, to("unix:" + dir / "missing.sock"));
-    missing.start();
+    sides.connect("unix:" + dir / "missing.sock");
     REQUIRE(sides.client.connect_errors.size() == 1);  // a Unix connect fails at once
     CHECK(sides.client.connect_errors[0] == ENOENT);
-    CHECK(missing.state() == Connector::State::idle);
+    CHECK(sides.connector->state() == Connector::State::idle);
 
     make_stale_socket(dir / "stale.sock");
-    Connector stale(sides.client_ep, to("unix:" + dir / "stale.sock"));
-    stale.start();
+    sides.connect("unix:" + dir / "stale.sock");
     REQUIRE(sides.client.connect_errors.size() == 2);
     CHECK(sides.client.connect_errors[1] == ECONNREFUSED);
     CHECK(std::string(connect_error_string(ECONNREFUSED)) == "Connection refused");
@@ -291,11 +244,10 @@ TEST_CASE("a connector to a Unix path nobody listens on fails: ENOENT without a 
 TEST_CASE("reuse_port with a Unix address, and a connector source with one, are refused as bad options") {
   TempDir dir("evwheel-unix");
   Sides sides;
-  ListenerOptions shared = at("unix:" + dir / "x.sock");
+  ListenerOptions shared;
+  shared.address = "unix:" + dir / "x.sock";
   shared.reuse_port = true;
   CHECK_THROWS_AS(Listener(sides.server_ep, shared), std::invalid_argument);
   CHECK_FALSE(exists(dir / "x.sock"));
-  ConnectorOptions from = to("unix:" + dir / "x.sock");
-  from.source = "127.0.0.1";
-  CHECK_THROWS_AS(Connector(sides.client_ep, from), std::invalid_argument);
+  CHECK_THROWS_AS(sides.connect("unix:" + dir / "x.sock", "127.0.0.1"), std::invalid_argument);
 }
