@@ -1,16 +1,16 @@
 // connection — see include/evwheel/connection.hpp.  The read path: one recv into the
-// endpoint's scratch area, frames decoded in place, only a partial frame is copied out.  The
+// engine's scratch area, frames decoded in place, only a partial frame is copied out.  The
 // write path: sendmsg of header + payload at once when nothing is queued, else queue.
 #include "evwheel/connection.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <exception>
 
-#include "evwheel/endpoint.hpp"
+#include "evwheel/engine.hpp"
 #include "evwheel/log.hpp"
 
 namespace evwheel {
@@ -31,20 +31,24 @@ const char* to_string(CloseReason reason) noexcept {
   return "unknown";
 }
 
-Connection::Connection(Endpoint& endpoint, int fd, TimePoint now) noexcept
-    : TimerEntry(&Connection::on_timer),
+Connection::Connection(detail::Engine& engine, int fd, TimePoint now) noexcept
+    : HeartbeatEntry(&Connection::on_heartbeat, now),
       read_armed_(true),
       write_armed_(false),
       read_paused_(false),
       peer_eof_(false),
-      rtt_pending_(false),
       high_water_(false),
-      stall_credit_(false),
-      sent_since_ping_(false),
-      fd_(fd), endpoint_(&endpoint), last_receive_(now),
-      ping_sent_(now) {}
+      fd_(fd),
+      engine_(&engine) {}
 
 Connection::~Connection() = default;
+
+Endpoint& Connection::endpoint() const noexcept { return engine_->endpoint; }
+
+ConnectionId Connection::id() const noexcept {
+  const Reactor& reactor = engine_->reactor;
+  return ConnectionId{reactor.generation(fd_), fd_, reactor.index(), engine_->number};
+}
 
 template <class Body>
 bool Connection::guarded(Body&& body) {
@@ -59,7 +63,7 @@ bool Connection::guarded(Body&& body) {
     close(CloseReason::error, 0);
   }
   if (--busy_ == 0 && state_ == State::closed) {
-    endpoint_->recycle(this);
+    engine_->owner.recycle(*this);
     return false;
   }
   return state_ != State::closed;
@@ -73,26 +77,49 @@ void Connection::on_io(uint32_t events) {
 }
 
 bool Connection::notify_open() {
-  return guarded([&] { endpoint_->handler_.on_open(*this); });
+  return guarded([&] { engine_->handler.on_open(*this); });
 }
 
-void Connection::on_timer(TimerEntry& entry) {
-  auto& connection = static_cast<Connection&>(entry);
-  Endpoint& endpoint = *connection.endpoint_;
-  connection.guarded([&] { endpoint.heartbeat_.on_timer(connection, endpoint.reactor_.now()); });
+bool Connection::send_guarded(std::string_view payload) {
+  bool sent = false;
+  guarded([&] { sent = send_frame(FrameType::data, payload.data(), payload.size()); });
+  return sent;
+}
+
+void Connection::on_heartbeat(TimerEntry& entry) {
+  auto& connection = static_cast<Connection&>(static_cast<HeartbeatEntry&>(entry));
+  connection.guarded([&] { connection.check_liveness(); });
+}
+
+void Connection::check_liveness() {
+  Heartbeat& heartbeat = engine_->heartbeat;
+  TimePoint now = engine_->reactor.now();
+  if (!read_paused_ && heartbeat.silent(*this, now)) {
+    int waiting = 0;
+    if (::ioctl(fd_, FIONREAD, &waiting) == 0 && waiting > 0) {
+      // Silent only because we were slow to read: not the peer's fault.
+      heartbeat.late_read();
+      read_input();
+      if (state_ == State::closed) return;
+    }
+  }
+  switch (heartbeat.judge(*this, now, asking(), read_paused_)) {
+    case Heartbeat::Verdict::dead: return close(CloseReason::idle_timeout, 0);
+    case Heartbeat::Verdict::ping: send_ping(true); break;
+    case Heartbeat::Verdict::alive: break;
+  }
+  if (state_ != State::closed) heartbeat.rearm(*this, now, asking());
 }
 
 void Connection::read_input() {
-  Endpoint& endpoint = *endpoint_;
-  char* scratch = endpoint.scratch_.get();
-  std::size_t capacity = endpoint.options_.read_size;
+  char* scratch = engine_->scratch.get();
+  std::size_t capacity = engine_->limits.read_size;
   // A few rounds at most, so one busy peer cannot hold the loop; a short read means the
   // socket is drained, which spares the recv that would only say EAGAIN.
   for (int round = 0; round < 4 && state_ != State::closed && !peer_eof_; ++round) {
     ssize_t got = ::recv(fd_, scratch, capacity, 0);
     if (got > 0) {
-      last_receive_ = endpoint.reactor_.now();
-      stall_credit_ = false;
+      received(engine_->reactor.now());
       if (!take_input(scratch, static_cast<std::size_t>(got))) return;
       if (static_cast<std::size_t>(got) < capacity) return;
     } else if (got == 0) {
@@ -112,27 +139,27 @@ bool Connection::take_input(const char* bytes, std::size_t size) {
     if (!consume_frames(input_->data(), input_->size(), &used)) return false;
     input_->consume(used);
     if (input_->empty()) {
-      endpoint_->buffers_.release(input_);
+      engine_->buffers.release(input_);
       input_ = nullptr;
     }
     return true;
   }
   if (!consume_frames(bytes, size, &used)) return false;
   if (used < size) {
-    input_ = endpoint_->buffers_.acquire();
+    input_ = engine_->buffers.acquire();
     input_->append(bytes + used, size - used);
   }
   return true;
 }
 
 bool Connection::consume_frames(const char* bytes, std::size_t size, std::size_t* used) {
-  const Codec& codec = *endpoint_->codec_;
+  const Codec& codec = *engine_->codec;
   std::size_t offset = 0;
   while (offset < size) {
     Frame frame;
     std::ptrdiff_t length = codec.decode(std::string_view(bytes + offset, size - offset), frame);
     if (length < 0) {
-      ++endpoint_->heartbeat_.stats().protocol_errors;
+      engine_->heartbeat.protocol_error();
       close(CloseReason::protocol_error, 0);
       return false;
     }
@@ -146,20 +173,27 @@ bool Connection::consume_frames(const char* bytes, std::size_t size, std::size_t
 }
 
 void Connection::dispatch_frame(const Frame& frame) {
-  Endpoint& endpoint = *endpoint_;
   switch (frame.type) {
     case FrameType::data:
-      endpoint.handler_.on_message(*this, frame.payload);
+      engine_->handler.on_message(*this, frame.payload);
       break;
     case FrameType::ping:
       if (send_frame(FrameType::pong, frame.payload.data(), frame.payload.size()))
-        ++endpoint.heartbeat_.stats().pings_answered;
+        engine_->heartbeat.ping_answered();
       break;
     case FrameType::pong:
-      endpoint.heartbeat_.on_pong(*this, frame.payload.data(), frame.payload.size(),
-                                  endpoint.reactor_.now());
+      on_pong(frame);
       break;
   }
+}
+
+void Connection::on_pong(const Frame& frame) {
+  Heartbeat& heartbeat = engine_->heartbeat;
+  TimePoint now = engine_->reactor.now();
+  if (heartbeat.on_pong(*this, frame.payload.data(), frame.payload.size(), now, asking()) ==
+          Heartbeat::Verdict::ping &&
+      send_ping(true))
+    heartbeat.rearm(*this, now, asking());
 }
 
 void Connection::on_peer_eof() {
@@ -170,17 +204,32 @@ void Connection::on_peer_eof() {
 }
 
 bool Connection::send(std::string_view payload) {
+  engine_->reactor.assert_in_loop_thread();
   return send_frame(FrameType::data, payload.data(), payload.size());
 }
 
-bool Connection::ping() { return endpoint_->heartbeat_.send_ping(*this); }
+bool Connection::ping() {
+  engine_->reactor.assert_in_loop_thread();
+  return send_ping(false);
+}
+
+bool Connection::send_ping(bool scheduled) {
+  // A fresh clock read, not the iteration's: if the loop was blocked earlier in this
+  // iteration, a stale send time would shorten the peer's grace to answer (and the RTT).
+  TimePoint now = engine_->reactor.update_now();
+  char payload[Heartbeat::kMaxPingPayload];
+  std::size_t size = engine_->heartbeat.stamp(now, payload);
+  if (!send_frame(FrameType::ping, payload, size)) return false;
+  engine_->heartbeat.ping_sent(*this, now, scheduled);
+  return true;
+}
 
 bool Connection::send_frame(FrameType type, const char* payload, std::size_t size) {
   if (state_ != State::open) return false;
   char header[Codec::kMaxHeader];
-  int header_size = endpoint_->codec_->encode_header(type, size, header);
+  int header_size = engine_->codec->encode_header(type, size, header);
   if (header_size < 0) return false;
-  sent_since_ping_ = true;
+  sent();
   return write_parts(header, static_cast<std::size_t>(header_size), payload, size);
 }
 
@@ -205,13 +254,13 @@ bool Connection::write_parts(const char* head, std::size_t head_size, const char
 
 bool Connection::queue_output(const char* head, std::size_t head_size, const char* body,
                               std::size_t body_size, std::size_t already_sent) {
-  const EndpointOptions& options = endpoint_->options_;
+  const detail::Engine::Limits& limits = engine_->limits;
   std::size_t pending = queued() + head_size + body_size - already_sent;
-  if (pending > options.max_output) {
+  if (pending > limits.max_output) {
     close(CloseReason::output_overflow, 0);
     return false;
   }
-  if (!output_) output_ = endpoint_->buffers_.acquire();
+  if (!output_) output_ = engine_->buffers.acquire();
   if (already_sent < head_size) {
     output_->append(head + already_sent, head_size - already_sent);
     output_->append(body, body_size);
@@ -219,9 +268,9 @@ bool Connection::queue_output(const char* head, std::size_t head_size, const cha
     output_->append(body + (already_sent - head_size), body_size - (already_sent - head_size));
   }
   update_interest();
-  if (!high_water_ && pending >= options.high_water) {
+  if (!high_water_ && pending >= limits.high_water) {
     high_water_ = true;
-    endpoint_->handler_.on_high_water(*this, pending);
+    engine_->handler.on_high_water(*this, pending);
   }
   return state_ != State::closed;
 }
@@ -235,15 +284,15 @@ void Connection::flush_output() {
   }
   output_->consume(static_cast<std::size_t>(sent));
   if (!output_->empty()) return;
-  endpoint_->buffers_.release(output_);
+  engine_->buffers.release(output_);
   output_ = nullptr;
   if (peer_eof_) return close(CloseReason::peer_closed, 0);
-  if (endpoint_->draining_) return close(CloseReason::shutdown, 0);
+  if (engine_->draining) return close(CloseReason::shutdown, 0);
   update_interest();
   if (state_ == State::half_closed) ::shutdown(fd_, SHUT_WR);
   if (high_water_) {
     high_water_ = false;
-    endpoint_->handler_.on_drain(*this);
+    engine_->handler.on_drain(*this);
   }
 }
 
@@ -251,24 +300,27 @@ void Connection::update_interest() {
   bool read = !peer_eof_ && !read_paused_;
   bool write = output_ != nullptr;
   if (read == read_armed_ && write == write_armed_) return;
-  endpoint_->reactor_.modify(fd_, (read ? uint32_t{EPOLLIN} : 0u) | (write ? uint32_t{EPOLLOUT} : 0u));
+  engine_->reactor.modify(fd_, (read ? uint32_t{EPOLLIN} : 0u) | (write ? uint32_t{EPOLLOUT} : 0u));
   read_armed_ = read;
   write_armed_ = write;
 }
 
 void Connection::pause_reading() {
+  engine_->reactor.assert_in_loop_thread();
   if (state_ == State::closed || read_paused_) return;
   read_paused_ = true;
   update_interest();
 }
 
 void Connection::resume_reading() {
+  engine_->reactor.assert_in_loop_thread();
   if (state_ == State::closed || !read_paused_) return;
   read_paused_ = false;
   update_interest();
 }
 
 void Connection::shutdown() {
+  engine_->reactor.assert_in_loop_thread();
   if (state_ != State::open) return;
   state_ = State::half_closed;
   if (!output_) ::shutdown(fd_, SHUT_WR);
@@ -276,15 +328,19 @@ void Connection::shutdown() {
 
 std::size_t Connection::queued() const noexcept { return output_ ? output_->size() : 0; }
 
-Duration Connection::rtt() const noexcept { return std::chrono::microseconds(rtt_us_); }
+SocketAddress Connection::peer_address() const noexcept {
+  if (const SocketAddress* client = engine_->proxied_clients.find(fd_)) return *client;
+  SocketAddress address{};
+  socklen_t length = sizeof address;
+  if (::getpeername(fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
+  return address;
+}
 
-void Connection::record_rtt(Duration sample) noexcept {
-  auto micros = static_cast<uint32_t>(
-      std::clamp<int64_t>(std::chrono::duration_cast<std::chrono::microseconds>(sample).count(), 1,
-                          UINT32_MAX));
-  // The same smoothing as TCP's SRTT (RFC 6298): 7/8 old + 1/8 new.
-  rtt_us_ = rtt_us_ == 0 ? micros : static_cast<uint32_t>((uint64_t{rtt_us_} * 7 + micros) / 8);
-  endpoint_->heartbeat_.stats().rtt.record(sample);
+SocketAddress Connection::local_address() const noexcept {
+  SocketAddress address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
+  return address;
 }
 
 void Connection::fail(int error) {
@@ -293,21 +349,22 @@ void Connection::fail(int error) {
 }
 
 void Connection::close(CloseReason reason, int error) {
+  engine_->reactor.assert_in_loop_thread();
   if (state_ == State::closed) return;
   state_ = State::closed;
-  Endpoint& endpoint = *endpoint_;
-  endpoint.reactor_.remove(fd_);
-  endpoint.heartbeat_.wheel().cancel(*this);
+  detail::Engine& engine = *engine_;
+  engine.reactor.remove(fd_);
+  engine.heartbeat.stop(*this);
   if (reason == CloseReason::idle_timeout || reason == CloseReason::protocol_error ||
       reason == CloseReason::output_overflow) {
     linger abort{1, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
   }
-  endpoint.buffers_.release(input_);
-  endpoint.buffers_.release(output_);
+  engine.buffers.release(input_);
+  engine.buffers.release(output_);
   input_ = output_ = nullptr;
-  endpoint.closed(*this, reason, error);
-  if (busy_ == 0) endpoint.recycle(this);
+  engine.owner.closed(*this, reason, error);
+  if (busy_ == 0) engine.owner.recycle(*this);
 }
 
 }  // namespace evwheel

@@ -150,7 +150,7 @@ void Connector::connected() {
   fd_ = -1;
   failures_ = 0;
   state_ = State::connected;
-  // adopt() runs on_open, which may close the connection again (then connection_closed runs).
+  // adopt() runs on_open, which may close the connection again (on_connection_closed runs then).
   connection_ = endpoint_.adopt(fd, this);
   if (!connection_ && state_ == State::connected) {
     state_ = State::idle;
@@ -190,7 +190,7 @@ Duration Connector::backoff() noexcept {
   return full - Duration(half(random_));
 }
 
-void Connector::connection_closed(CloseReason reason) {
+void Connector::on_connection_closed(Connection&, CloseReason reason) {
   connection_ = nullptr;
   if (state_ != State::connected) return;
   state_ = State::idle;

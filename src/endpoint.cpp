@@ -13,19 +13,9 @@
 #include <new>
 #include <stdexcept>
 
-#include "evwheel/connector.hpp"
 #include "evwheel/log.hpp"
 
 namespace evwheel {
-
-struct Endpoint::Chunk {
-  uint64_t live[kChunk / 64] = {};
-  alignas(Connection) unsigned char storage[kChunk * sizeof(Connection)];
-
-  Connection* at(std::size_t slot) noexcept {
-    return std::launder(reinterpret_cast<Connection*>(storage + slot * sizeof(Connection)));
-  }
-};
 
 void EndpointOptions::validate() const {
   heartbeat.validate();
@@ -39,6 +29,17 @@ void EndpointOptions::validate() const {
     throw std::invalid_argument("evwheel: keepalive idle/interval must be >= 1 s and count >= 1");
   if (socket.user_timeout < Duration::zero())
     throw std::invalid_argument("evwheel: user_timeout must not be negative");
+}
+
+const char* to_string(SendResult result) noexcept {
+  switch (result) {
+    case SendResult::sent: return "sent";
+    case SendResult::queued: return "queued";
+    case SendResult::no_connection: return "no connection";
+    case SendResult::refused: return "refused";
+    case SendResult::mailbox_full: return "mailbox full";
+  }
+  return "unknown";
 }
 
 namespace {
@@ -71,19 +72,21 @@ Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions
     : reactor_(reactor),
       handler_(handler),
       options_(validated(options)),
-      codec_(options_.codec ? options_.codec : std::make_shared<FramedCodec>()),
-      heartbeat_(options_.heartbeat, pinging_side(options_), reactor.now()),
-      scratch_(new char[options_.read_size]) {
-  reactor_.attach(heartbeat_.wheel());
+      engine_(reactor, handler, *this, *this,
+              options_.codec ? options_.codec : std::make_shared<FramedCodec>(), options_.heartbeat,
+              pinging_side(options_),
+              detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output}) {
+  reactor_.assert_in_loop_thread();
+  engine_.number = reactor_.add_receiver(*this);
 }
 
 Endpoint::~Endpoint() {
   // A drain still under way ends here without its `done`: that promised a live endpoint.
   if (drain_timer_) reactor_.cancel(drain_timer_);
   drain_timer_ = 0;
-  draining_ = false;
+  engine_.draining = false;
   close_all(CloseReason::shutdown);
-  reactor_.detach(heartbeat_.wheel());
+  reactor_.remove_receiver(engine_.number);
 }
 
 void Endpoint::apply_socket_options(int fd) const {
@@ -111,55 +114,33 @@ void Endpoint::apply_socket_options(int fd) const {
         static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(socket.user_timeout).count()));
 }
 
-Connection* Endpoint::allocate(int fd) {
-  auto index = static_cast<std::size_t>(fd);
-  std::size_t chunk = index / kChunk;
-  if (chunk >= chunks_.size()) chunks_.resize(chunk + 1);
-  if (!chunks_[chunk]) chunks_[chunk].reset(new Chunk);
-  Chunk& c = *chunks_[chunk];
-  std::size_t slot = index % kChunk;
-  c.live[slot / 64] |= uint64_t{1} << (slot % 64);
-  return new (c.at(slot)) Connection(*this, fd, reactor_.now());
+Connection& Endpoint::in(Slot& slot) noexcept {
+  return *std::launder(reinterpret_cast<Connection*>(slot.bytes));
 }
 
-void Endpoint::recycle(Connection* connection) noexcept {
-  int fd = connection->fd_;
-  auto index = static_cast<std::size_t>(fd);
-  connection->~Connection();
-  Chunk& c = *chunks_[index / kChunk];
-  std::size_t slot = index % kChunk;
-  c.live[slot / 64] &= ~(uint64_t{1} << (slot % 64));
+void Endpoint::recycle(Connection& connection) noexcept {
+  int fd = connection.fd_;
+  connection.~Connection();
+  connections_.release(fd);
   ::close(fd);
 }
 
-Connection* Endpoint::adopt(int fd, Connector* owner) { return admit(fd, owner, nullptr); }
+Connection* Endpoint::adopt(int fd, CloseObserver* observer) { return admit(fd, observer, nullptr); }
 
 Connection* Endpoint::adopt_proxied(int fd, const SocketAddress& client) { return admit(fd, nullptr, &client); }
 
-SocketAddress Endpoint::peer_address(const Connection& connection) const noexcept {
-  auto index = static_cast<std::size_t>(connection.fd_);
-  if (index < proxied_clients_.size() && proxied_clients_[index].any.sa_family != AF_UNSPEC)
-    return proxied_clients_[index];
-  SocketAddress address{};
-  socklen_t length = sizeof address;
-  if (::getpeername(connection.fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
-  return address;
-}
-
-Connection* Endpoint::admit(int fd, Connector* owner, const SocketAddress* client) {
-  if (draining_) {
+Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress* client) {
+  reactor_.assert_in_loop_thread();
+  if (engine_.draining) {
     ::close(fd);
     return nullptr;
   }
   // Written before anything can fail: a descriptor number is reused, and a stale entry from
   // an earlier connection must never show through.
-  auto index = static_cast<std::size_t>(fd);
-  if (client) {
-    if (index >= proxied_clients_.size()) proxied_clients_.resize(index + 1, SocketAddress{});
-    proxied_clients_[index] = *client;
-  } else if (index < proxied_clients_.size()) {
-    proxied_clients_[index].any.sa_family = AF_UNSPEC;
-  }
+  if (client)
+    engine_.proxied_clients.claim(fd) = *client;
+  else
+    engine_.proxied_clients.release(fd);
   try {
     int flags = ::fcntl(fd, F_GETFL);
     if (flags < 0) throw std::system_error(errno, std::generic_category(), "evwheel: fcntl");
@@ -171,25 +152,25 @@ Connection* Endpoint::admit(int fd, Connector* owner, const SocketAddress* clien
     ::close(fd);
     return nullptr;
   }
-  Connection* connection = allocate(fd);
+  Connection* connection = new (connections_.claim(fd).bytes) Connection(engine_, fd, reactor_.now());
   try {
     reactor_.add(fd, EPOLLIN, *connection);
   } catch (const std::system_error& error) {
     log(LogLevel::warning, "fd %d: dropped, cannot register it: %s", fd, error.what());
-    recycle(connection);
+    recycle(*connection);
     return nullptr;
   }
   ++open_;
   ++stats_.opened;
-  if (owner) {
-    if (static_cast<std::size_t>(fd) >= owners_.size()) owners_.resize(static_cast<std::size_t>(fd) + 1);
-    owners_[static_cast<std::size_t>(fd)] = owner;
-  }
-  heartbeat_.start(*connection, reactor_.now());
+  if (observer)
+    observers_.claim(fd) = observer;
+  else
+    observers_.release(fd);
+  engine_.heartbeat.start(*connection, reactor_.now());
   return connection->notify_open() ? connection : nullptr;
 }
 
-void Endpoint::closed(Connection& connection, CloseReason reason, int error) {
+void Endpoint::closed(Connection& connection, CloseReason reason, int error) noexcept {
   --open_;
   ++stats_.closes[static_cast<std::size_t>(reason)];
   log_close(connection.fd_, reason, error);
@@ -201,54 +182,91 @@ void Endpoint::closed(Connection& connection, CloseReason reason, int error) {
   } catch (...) {
     log(LogLevel::error, "fd %d: non-standard exception in on_close", connection.fd_);
   }
-  auto fd = static_cast<std::size_t>(connection.fd_);
-  if (fd < owners_.size() && owners_[fd]) {
-    Connector* owner = owners_[fd];
-    owners_[fd] = nullptr;
-    owner->connection_closed(reason);
-  }
-  if (draining_ && open_ == 0) drained();
-}
-
-template <class Visit>
-void Endpoint::for_each_live(Visit&& visit) {
-  for (auto& chunk : chunks_) {
-    if (!chunk) continue;
-    for (std::size_t word = 0; word < kChunk / 64; ++word) {
-      for (uint64_t pending = chunk->live[word]; pending; pending &= pending - 1) {
-        auto bit = static_cast<std::size_t>(__builtin_ctzll(pending));
-        // A close may close others (from on_close): look at the live bit again each time.
-        if (!(chunk->live[word] & (uint64_t{1} << bit))) continue;
-        visit(*chunk->at(word * 64 + bit));
-      }
+  if (CloseObserver** observer = observers_.find(connection.fd_)) {
+    CloseObserver* told = *observer;
+    observers_.release(connection.fd_);
+    try {
+      told->on_connection_closed(connection, reason);
+    } catch (...) {
+      log(LogLevel::error, "fd %d: exception in a close observer", connection.fd_);
     }
   }
+  if (engine_.draining && open_ == 0) drained();
+}
+
+Connection* Endpoint::find(const ConnectionId& id) const noexcept {
+  if (id.reactor != reactor_.index() || id.endpoint != engine_.number) return nullptr;
+  Slot* slot = connections_.find(id.fd);
+  if (!slot) return nullptr;
+  Connection& connection = in(*slot);
+  // A closed connection awaiting reclaim is out of epoll, but its registration's generation
+  // stays until the descriptor is registered again: its state tells it apart.
+  if (connection.state_ != Connection::State::open || reactor_.generation(id.fd) != id.generation) return nullptr;
+  return &connection;
+}
+
+SendResult Endpoint::send(const ConnectionId& id, std::string_view payload) {
+  if (!reactor_.in_loop_thread())
+    return reactor_.mail({engine_.number, Mailbox::Target::one, id, payload}) ? SendResult::queued
+                                                                                : SendResult::mailbox_full;
+  Connection* connection = find(id);
+  if (!connection) return SendResult::no_connection;
+  return connection->send_guarded(payload) ? SendResult::sent : SendResult::refused;
+}
+
+SendResult Endpoint::broadcast(std::string_view payload) {
+  if (!reactor_.in_loop_thread())
+    return reactor_.mail({engine_.number, Mailbox::Target::all, {}, payload}) ? SendResult::queued
+                                                                               : SendResult::mailbox_full;
+  broadcast_now(payload);
+  return SendResult::sent;
+}
+
+void Endpoint::broadcast_now(std::string_view payload) {
+  std::size_t behind = options_.high_water;
+  for_each([&](Connection& connection) {
+    if (connection.queued() >= behind)
+      ++stats_.broadcast_skipped;
+    else
+      connection.send_guarded(payload);
+  });
+}
+
+void Endpoint::receive(const Mailbox::Letter& letter) {
+  if (letter.target == Mailbox::Target::all) return broadcast_now(letter.bytes);
+  Connection* connection = find(letter.id);
+  if (!connection) {
+    ++stats_.mail_dropped;
+    return;
+  }
+  connection->send_guarded(letter.bytes);
 }
 
 void Endpoint::close_all(CloseReason reason) {
+  reactor_.assert_in_loop_thread();
   // close() is a no-op for a connection already closed and awaiting reclaim.
-  for_each_live([reason](Connection& connection) { connection.close(reason, 0); });
+  for_each([reason](Connection& connection) { connection.close(reason, 0); });
 }
 
 void Endpoint::drain(Duration deadline, std::function<void()> done) {
+  reactor_.assert_in_loop_thread();
   if (deadline < Duration::zero()) throw std::invalid_argument("evwheel: drain deadline must not be negative");
-  if (draining_) throw std::logic_error("evwheel: Endpoint::drain called twice");
-  draining_ = true;
+  if (engine_.draining) throw std::logic_error("evwheel: Endpoint::drain called twice");
+  engine_.draining = true;
   drained_ = std::move(done);
   // Set before any close: the last close below may already finish the drain (and cancel it).
   drain_timer_ = reactor_.run_after(deadline, [this] {
     drain_timer_ = 0;
     drain_deadline();
   });
-  for_each_live([](Connection& connection) {
+  for_each([](Connection& connection) {
     if (connection.queued() == 0) connection.close(CloseReason::shutdown, 0);
   });
   if (open_ == 0) drained();
 }
 
 void Endpoint::drain_deadline() {
-  for_each_live([](Connection& connection) {
-    if (connection.state_ == Connection::State::closed) return;
+  for_each([](Connection& connection) {
     linger abort{1, 0};
     ::setsockopt(connection.fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
     connection.close(CloseReason::shutdown, 0);

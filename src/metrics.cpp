@@ -97,6 +97,8 @@ void MetricsSnapshot::add(const Endpoint& endpoint) {
   idle_closes += heartbeat.idle_closes;
   protocol_errors += heartbeat.protocol_errors;
   late_reads += heartbeat.late_reads;
+  mail_dropped += stats.mail_dropped;
+  broadcast_skipped += stats.broadcast_skipped;
   rtt.merge(heartbeat.rtt);
   ping_lateness.merge(heartbeat.ping_lateness);
 }
@@ -109,6 +111,8 @@ void MetricsSnapshot::add(const Listener& listener) {
   accept_pauses += stats.pauses;
   accept_errors += stats.accept_errors;
 }
+
+void MetricsSnapshot::add(const Reactor& reactor) { mailbox_refused += reactor.mailbox().refused(); }
 
 void MetricsSnapshot::merge(const MetricsSnapshot& other) {
   connections_open += other.connections_open;
@@ -128,11 +132,15 @@ void MetricsSnapshot::merge(const MetricsSnapshot& other) {
   shed_descriptors += other.shed_descriptors;
   accept_pauses += other.accept_pauses;
   accept_errors += other.accept_errors;
+  mail_dropped += other.mail_dropped;
+  broadcast_skipped += other.broadcast_skipped;
+  mailbox_refused += other.mailbox_refused;
 }
 
 MetricsSnapshot snapshot(const Endpoint& endpoint, const Listener* listener) {
   MetricsSnapshot result;
   result.add(endpoint);
+  result.add(endpoint.reactor());
   if (listener) result.add(*listener);
   return result;
 }
@@ -165,6 +173,13 @@ std::string to_prometheus(const MetricsSnapshot& s) {
   w.sample("shed_total", "", "cause=\"descriptors\"", std::to_string(s.shed_descriptors));
   w.single("accept_pauses_total", "counter", "Times accepting paused for lack of resources.", s.accept_pauses);
   w.single("accept_errors_total", "counter", "Accept failures other than transient ones.", s.accept_errors);
+  w.single("mail_dropped_total", "counter", "Messages sent by connection id after that connection had closed.",
+           s.mail_dropped);
+  w.single("broadcast_skipped_total", "counter",
+           "Broadcast copies not sent: the connection's queued output was at its high-water mark.",
+           s.broadcast_skipped);
+  w.single("mailbox_refused_total", "counter",
+           "Messages from other threads refused because the reactor's mailbox was full.", s.mailbox_refused);
   return w.take();
 }
 

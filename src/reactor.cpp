@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <exception>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 
@@ -38,9 +40,10 @@ TimePoint monotonic_now() noexcept {
   return TimePoint(Duration(static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
 }
 
-// The epoll cookie: descriptor in the low half, registration generation in the high half.
-uint64_t cookie(int fd, uint32_t generation) {
-  return static_cast<uint32_t>(fd) | (uint64_t{generation} << 32);
+// The epoll cookie: descriptor in the low half, the low half of the registration's generation
+// in the high half (enough to tell registrations of one batch apart).
+uint64_t cookie(int fd, uint64_t generation) {
+  return static_cast<uint32_t>(fd) | (generation << 32);
 }
 
 int to_epoll_timeout(Duration wait) {
@@ -73,7 +76,11 @@ struct Reactor::UserTimer : TimerEntry {
 };
 
 Reactor::Reactor(ReactorOptions options)
-    : owner_(std::this_thread::get_id()), now_(monotonic_now()), timers_(now_, options.timers) {
+    : owner_(std::this_thread::get_id()),
+      now_(monotonic_now()),
+      timers_(now_, options.timers),
+      index_(options.index),
+      mailbox_(options.mailbox_bytes) {
   if (options.max_events < 1) throw std::invalid_argument("evwheel: max_events must be >= 1");
   events_.resize(static_cast<std::size_t>(options.max_events));
   wheels_.push_back(&timers_);
@@ -103,50 +110,50 @@ Reactor::~Reactor() {
 }
 
 void Reactor::add(int fd, uint32_t events, IoHandler& handler) {
+  assert_in_loop_thread();
   if (fd < 0) {
     errno = EBADF;
     throw_errno("evwheel: Reactor::add");
   }
-  FdSlot& slot = claim_slot(static_cast<std::size_t>(fd));
+  FdSlot& slot = slots_.claim(fd);
+  if (slot.handler) {
+    errno = EEXIST;
+    throw_errno("evwheel: Reactor::add");
+  }
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, slot.generation);
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) throw_errno("evwheel: Reactor::add");
+  ev.data.u64 = cookie(fd, slot.generation + 1);
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int error = errno;
+    slots_.release(fd);
+    errno = error;
+    throw_errno("evwheel: Reactor::add");
+  }
+  ++slot.generation;
   slot.handler = &handler;
 }
 
-// Chunks, not one vector: a doubling vector would hold up to twice the slots in use, and the
-// copies it leaves behind stay in the heap; a chunk is allocated once and never moves.
-Reactor::FdSlot& Reactor::claim_slot(std::size_t index) {
-  std::size_t chunk = index / kFdChunk;
-  if (chunk >= fd_chunks_.size()) fd_chunks_.resize(chunk + 1);
-  if (!fd_chunks_[chunk]) fd_chunks_[chunk].reset(new FdSlot[kFdChunk]);
-  return fd_chunks_[chunk][index % kFdChunk];
-}
-
-Reactor::FdSlot* Reactor::slot_of(int fd) const noexcept {
-  auto index = static_cast<std::size_t>(fd);
-  std::size_t chunk = index / kFdChunk;
-  if (fd < 0 || chunk >= fd_chunks_.size() || !fd_chunks_[chunk]) return nullptr;
-  return &fd_chunks_[chunk][index % kFdChunk];
-}
-
 void Reactor::modify(int fd, uint32_t events) {
-  if (!registered(fd)) {
+  assert_in_loop_thread();
+  FdSlot* slot = slots_.find(fd);
+  if (!slot || !slot->handler) {
     errno = ENOENT;
     throw_errno("evwheel: Reactor::modify");
   }
   epoll_event ev{};
   ev.events = events;
-  ev.data.u64 = cookie(fd, slot_of(fd)->generation);
+  ev.data.u64 = cookie(fd, slot->generation);
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) < 0) throw_errno("evwheel: Reactor::modify");
 }
 
 void Reactor::remove(int fd) noexcept {
-  if (!registered(fd)) return;
-  FdSlot& slot = *slot_of(fd);
-  slot.handler = nullptr;
-  ++slot.generation;  // events of this registration still in the batch no longer match
+  assert_in_loop_thread();
+  FdSlot* slot = slots_.find(fd);
+  if (!slot || !slot->handler) return;
+  // Events of this registration still in the batch find no handler; a new registration of the
+  // same number gets a new generation, so they cannot match it either.
+  slot->handler = nullptr;
+  slots_.release(fd);
   // Fails only for a descriptor closed before its removal (EBADF), a bug in the caller: the
   // kernel dropped it from the epoll set already, so only the report is left to do.
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) < 0)
@@ -154,8 +161,27 @@ void Reactor::remove(int fd) noexcept {
 }
 
 bool Reactor::registered(int fd) const noexcept {
-  const FdSlot* slot = slot_of(fd);
+  const FdSlot* slot = slots_.find(fd);
   return slot != nullptr && slot->handler != nullptr;
+}
+
+uint64_t Reactor::generation(int fd) const noexcept {
+  // peek(), not find(): a removed registration keeps its generation until the next add().
+  const FdSlot* slot = slots_.peek(fd);
+  return slot ? slot->generation : 0;
+}
+
+void Reactor::assert_in_loop_thread() const noexcept {
+#ifndef NDEBUG
+  if (in_loop_thread()) return;
+  std::ostringstream message;
+  message << "evwheel: a Reactor was used from thread " << std::this_thread::get_id()
+          << ", but it belongs to thread " << owner_.load(std::memory_order_relaxed)
+          << " (only post() and stop() may be called from other threads)\n";
+  std::string text = message.str();
+  [[maybe_unused]] auto written = ::write(2, text.data(), text.size());
+  std::abort();
+#endif
 }
 
 TimePoint Reactor::update_now() noexcept { return now_ = monotonic_now(); }
@@ -166,7 +192,7 @@ void Reactor::run() {
 }
 
 int Reactor::run_once(Duration max_wait) {
-  owner_ = std::this_thread::get_id();
+  owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
   int timeout = arm_timerfd() ? 0 : to_epoll_timeout(max_wait);
   int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
   if (ready < 0 && errno != EINTR) log_and_throw_errno("evwheel: epoll_wait");
@@ -183,20 +209,25 @@ int Reactor::run_once(Duration max_wait) {
   int dispatched = 0;
   for (int i = 0; i < ready; ++i) {
     uint64_t data = events_[static_cast<std::size_t>(i)].data.u64;
-    auto fd = static_cast<std::size_t>(data & 0xffffffffu);
-    FdSlot& slot = fd_chunks_[fd / kFdChunk][fd % kFdChunk];  // registered: its chunk exists
-    if (!slot.handler || slot.generation != static_cast<uint32_t>(data >> 32)) continue;
+    auto fd = static_cast<int>(data & 0xffffffffu);
+    FdSlot& slot = slots_.at(fd);  // it was registered, so its chunk exists
+    if (!slot.handler || static_cast<uint32_t>(slot.generation) != static_cast<uint32_t>(data >> 32)) continue;
     slot.handler->on_io(events_[static_cast<std::size_t>(i)].events);
     ++dispatched;
   }
   run_timers();
   run_posted();
+  deliver_mail();
   ++iterations_;
   return dispatched;
 }
 
 void Reactor::stop() noexcept {
   stopping_.store(true, std::memory_order_release);
+  wake();
+}
+
+void Reactor::wake() noexcept {
   uint64_t one = 1;
   [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
 }
@@ -209,17 +240,12 @@ void Reactor::post(Task task) {
     wake = !wake_pending_;
     wake_pending_ = true;
   }
-  if (wake) {
-    uint64_t one = 1;
-    [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
-  }
+  if (wake) this->wake();
 }
 
 void Reactor::wake_if_posted() noexcept {
   std::lock_guard<std::mutex> lock(posted_mutex_);
-  if (posted_.empty()) return;
-  uint64_t one = 1;
-  [[maybe_unused]] auto written = write(wake_fd_, &one, sizeof one);
+  if (!posted_.empty() || mail_waiting_.load(std::memory_order_relaxed)) wake();
 }
 
 void Reactor::drain_wakeups() {
@@ -254,8 +280,7 @@ void Reactor::run_posted() {
                                std::make_move_iterator(reactor.running_.end()));
         if (!reactor.wake_pending_) {
           reactor.wake_pending_ = true;
-          uint64_t one = 1;
-          [[maybe_unused]] auto written = write(reactor.wake_fd_, &one, sizeof one);
+          reactor.wake();
         }
       }
       reactor.running_.clear();
@@ -267,11 +292,54 @@ void Reactor::run_posted() {
   }
 }
 
+bool Reactor::mail(const Mailbox::Letter& letter) {
+  bool was_empty = false;
+  if (!mailbox_.put(letter, &was_empty)) return false;
+  // One wake-up per batch: the first letter into an empty mailbox wakes the loop.
+  if (was_empty) {
+    mail_waiting_.store(true, std::memory_order_release);
+    wake();
+  }
+  return true;
+}
+
+void Reactor::deliver_mail() {
+  if (!mail_waiting_.exchange(false, std::memory_order_acquire)) return;
+  mailbox_.deliver([this](const Mailbox::Letter& letter) {
+    if (letter.receiver == kEveryReceiver) {
+      // Indexing, not iterators: a receiver may add or remove receivers.
+      for (std::size_t i = 0; i < receivers_.size(); ++i)
+        if (receivers_[i]) receivers_[i]->receive(letter);
+    } else if (letter.receiver < receivers_.size() && receivers_[letter.receiver]) {
+      receivers_[letter.receiver]->receive(letter);
+    }
+  });
+}
+
+uint16_t Reactor::add_receiver(MessageReceiver& receiver) {
+  assert_in_loop_thread();
+  auto free = std::find(receivers_.begin(), receivers_.end(), nullptr);
+  if (free != receivers_.end()) {
+    *free = &receiver;
+    return static_cast<uint16_t>(free - receivers_.begin());
+  }
+  if (receivers_.size() >= kEveryReceiver) throw std::length_error("evwheel: more than 65536 receivers on one reactor");
+  receivers_.push_back(&receiver);
+  return static_cast<uint16_t>(receivers_.size() - 1);
+}
+
+void Reactor::remove_receiver(uint16_t number) noexcept {
+  assert_in_loop_thread();
+  if (number < receivers_.size()) receivers_[number] = nullptr;
+}
+
 void Reactor::attach(TimerWheel& wheel) {
+  assert_in_loop_thread();
   if (std::find(wheels_.begin(), wheels_.end(), &wheel) == wheels_.end()) wheels_.push_back(&wheel);
 }
 
 void Reactor::detach(TimerWheel& wheel) noexcept {
+  assert_in_loop_thread();
   if (&wheel == &timers_) return;
   wheels_.erase(std::remove(wheels_.begin(), wheels_.end(), &wheel), wheels_.end());
 }
@@ -301,6 +369,7 @@ bool Reactor::arm_timerfd() {
 }
 
 TimerId Reactor::add_timer(Duration delay, Duration period, Task task) {
+  assert_in_loop_thread();
   TimerId id = next_timer_id_++;
   auto timer = std::make_unique<UserTimer>(*this, id, period, std::move(task));
   // A fresh clock read, not now(): called late in an iteration, the cached time would make
@@ -320,6 +389,7 @@ TimerId Reactor::run_every(Duration period, Task task) {
 }
 
 bool Reactor::cancel(TimerId id) noexcept {
+  assert_in_loop_thread();
   auto found = user_timers_.find(id);
   if (found == user_timers_.end()) return false;
   timers_.cancel(*found->second);

@@ -134,7 +134,9 @@ void ReactorPool::run_thread(Slot& slot, const Setup& setup) {
     std::lock_guard<std::mutex> lock(slot.mutex);
     try {
       if (slot.cpu >= 0) pin_calling_thread(slot.cpu);
-      slot.reactor = std::make_unique<Reactor>(options_.reactor);
+      ReactorOptions reactor_options = options_.reactor;
+      reactor_options.index = static_cast<uint16_t>(slot.index);
+      slot.reactor = std::make_unique<Reactor>(reactor_options);
       slot.shutdown = std::make_unique<Shutdown>(*slot.reactor);
       service = setup(*slot.reactor, *slot.shutdown, slot.index);
     } catch (...) {
@@ -156,6 +158,18 @@ void ReactorPool::run_thread(Slot& slot, const Setup& setup) {
 void ReactorPool::post(std::size_t index, Reactor::Task task) {
   if (index >= slots_.size()) throw std::out_of_range("evwheel: ReactorPool::post index out of range");
   slots_[index]->reactor->post(std::move(task));
+}
+
+bool ReactorPool::send(const ConnectionId& id, std::string_view bytes) {
+  if (id.reactor >= slots_.size() || !slots_[id.reactor]->reactor) return false;
+  return slots_[id.reactor]->reactor->mail({id.endpoint, Mailbox::Target::one, id, bytes});
+}
+
+std::size_t ReactorPool::broadcast(std::string_view bytes) {
+  std::size_t queued = 0;
+  for (auto& slot : slots_)
+    if (slot->reactor && slot->reactor->mail({Reactor::kEveryReceiver, Mailbox::Target::all, {}, bytes})) ++queued;
+  return queued;
 }
 
 void ReactorPool::shutdown(Duration deadline) {

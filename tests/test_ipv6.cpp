@@ -49,7 +49,7 @@ TEST_CASE("a listener on [::1] and a connector to it exchange messages; both end
     CHECK(to_string(Address::local_of(server_side.fd())) == address);
     const std::string client_address = to_string(Address::local_of(client_side.fd()));
     CHECK(client_address.rfind("[::1]:", 0) == 0);
-    CHECK(to_string(sides.server_ep.peer_address(server_side)) == client_address);
+    CHECK(to_string(server_side.peer_address()) == client_address);
     CHECK(to_string(Address::peer_of(client_side.fd())) == address);
     CHECK(sides.exchange("over six"));
   }
@@ -95,7 +95,7 @@ TEST_CASE("a dual-stack listener on [::] accepts an IPv4 client, whose address r
     REQUIRE(sides.opened());
     Address client_address = Address::local_of(sides.client.live[0]->fd());
     CHECK(client_address.family() == AF_INET);
-    CHECK(to_string(sides.server_ep.peer_address(*sides.server.live[0])) ==
+    CHECK(to_string(sides.server.live[0]->peer_address()) ==
           "[::ffff:127.0.0.1]:" + std::to_string(client_address.port()));
   }
   CHECK(open_fd_count() == fds);

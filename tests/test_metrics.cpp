@@ -40,6 +40,8 @@ MetricsSnapshot known_snapshot() {
   s.ping_lateness.record(3ms);
   s.accepted = 6;
   s.shed_limit = 1;
+  s.mail_dropped = 3;
+  s.mailbox_refused = 7;
   return s;
 }
 
@@ -147,6 +149,15 @@ evwheel_accept_pauses_total 0
 # HELP evwheel_accept_errors_total Accept failures other than transient ones.
 # TYPE evwheel_accept_errors_total counter
 evwheel_accept_errors_total 0
+# HELP evwheel_mail_dropped_total Messages sent by connection id after that connection had closed.
+# TYPE evwheel_mail_dropped_total counter
+evwheel_mail_dropped_total 3
+# HELP evwheel_broadcast_skipped_total Broadcast copies not sent: the connection's queued output was at its high-water mark.
+# TYPE evwheel_broadcast_skipped_total counter
+evwheel_broadcast_skipped_total 0
+# HELP evwheel_mailbox_refused_total Messages from other threads refused because the reactor's mailbox was full.
+# TYPE evwheel_mailbox_refused_total counter
+evwheel_mailbox_refused_total 7
 )";
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -272,6 +283,8 @@ TEST_CASE("merged snapshots add every counter, gauge and histogram") {
   CHECK(a.shed_limit == 2);
   CHECK(a.shed_descriptors == 1);
   CHECK(a.accept_errors == 4);
+  CHECK(a.mail_dropped == 6);
+  CHECK(a.mailbox_refused == 14);
 }
 
 TEST_CASE("every power of two of microseconds starts a Histogram bucket, so the exported counts are exact") {

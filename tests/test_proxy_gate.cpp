@@ -50,7 +50,7 @@ struct Server {
   explicit Server(ProxyProtocol mode, Duration timeout = 5s, std::size_t max_connections = 0)
       : endpoint(reactor, handler, options(Side::server, 60s, 120s, PingMode::client)),
         listener(endpoint, listener_options(mode, timeout, max_connections)) {
-    handler.open_hook = [this](Connection& c) { clients.push_back(to_string(endpoint.peer_address(c))); };
+    handler.open_hook = [this](Connection& c) { clients.push_back(to_string(c.peer_address())); };
     handler.message_hook = [](Connection& c, std::string_view m) { c.send(m); };
   }
 
@@ -320,7 +320,7 @@ TEST_CASE("a reused descriptor does not inherit the previous connection's proxie
     Recorder handler;
     Endpoint endpoint(reactor, handler, options(Side::server, 60s, 120s, PingMode::client));
     std::vector<std::string> seen;
-    handler.open_hook = [&](Connection& c) { seen.push_back(to_string(endpoint.peer_address(c))); };
+    handler.open_hook = [&](Connection& c) { seen.push_back(to_string(c.peer_address())); };
     sockaddr_in listen_address{};
     int listening = raw_listen(4, &listen_address);
     REQUIRE(listening >= 0);

@@ -66,7 +66,7 @@ struct Backend {
 
   Backend(Reactor& reactor, ProxyProtocol mode)
       : endpoint(reactor, handler, options(Side::server, 30ms, 10s)), listener(endpoint, listener_options(mode)) {
-    handler.open_hook = [this](Connection& c) { clients.push_back(to_string(endpoint.peer_address(c))); };
+    handler.open_hook = [this](Connection& c) { clients.push_back(to_string(c.peer_address())); };
     handler.message_hook = [](Connection& c, std::string_view m) { c.send(m); };
   }
   static ListenerOptions listener_options(ProxyProtocol mode) {

@@ -1,8 +1,12 @@
 // connection — one nonblocking TCP connection: framed input, queued output, heartbeat state.
 //
 // Memory: an idle connection holds no buffers (see buffer.hpp) and costs sizeof(Connection)
-// (104 bytes on x86-64, wheel entry included) in its endpoint's fd-indexed table, plus 16
+// (104 bytes on x86-64, heartbeat entry included) in its endpoint's fd-indexed table, plus 16
 // bytes in the reactor's descriptor table: 120 bytes of user space.
+//
+// A Connection knows only the engine below it (src/engine.hpp: reactor, codec, buffers,
+// heartbeat) — never the Endpoint that owns it.  On a pong it asks its engine's Heartbeat,
+// which updates the connection's HeartbeatEntry and statistics and says whether to ping.
 //
 // Closing: the descriptor is taken out of epoll and the wheel at once; it is closed (so its
 // number can be reused) only when the object is reclaimed.  Idle-timeout, protocol-error and
@@ -18,18 +22,23 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstddef>
 #include <string_view>
 
+#include "evwheel/address.hpp"
 #include "evwheel/codec.hpp"
+#include "evwheel/connection_id.hpp"
+#include "evwheel/heartbeat.hpp"
 #include "evwheel/reactor.hpp"
-#include "evwheel/timer_wheel.hpp"
 
 namespace evwheel {
 
 class Buffer;
 class Connector;
 class Endpoint;
-class Heartbeat;
+namespace detail {
+class Engine;
+}
 
 enum class CloseReason : uint8_t {
   peer_closed,      // the peer closed (EOF), after our queued output drained
@@ -62,16 +71,29 @@ class ConnectionHandler {
   virtual void on_connect_error(Connector&, int /*error*/) {}
 };
 
-class Connection final : private IoHandler, private TimerEntry {
+// Told when a connection it asked to watch closes, after on_close (a Connector keeps its
+// connection up this way).  It must outlive the connection or be told nothing.
+class CloseObserver {
  public:
-  explicit Connection(Endpoint& endpoint, int fd, TimePoint now) noexcept;
+  virtual void on_connection_closed(Connection& connection, CloseReason reason) = 0;
+
+ protected:
+  ~CloseObserver() = default;
+};
+
+class Connection final : private IoHandler, private HeartbeatEntry {
+ public:
+  Connection(detail::Engine& engine, int fd, TimePoint now) noexcept;
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   int fd() const noexcept { return fd_; }
+  // Unique for the life of the process (connection_id.hpp): keep it, not the pointer, to reach
+  // this connection later (Endpoint::find, Endpoint::send, ReactorPool::send).
+  ConnectionId id() const noexcept;
   bool open() const noexcept { return state_ == State::open; }
-  Endpoint& endpoint() const noexcept { return *endpoint_; }
+  Endpoint& endpoint() const noexcept;
 
   // Sends one data frame.  Writes at once when nothing is queued, queues the rest.  Returns
   // false (sending nothing) when the connection is not open, or the codec cannot carry the
@@ -92,19 +114,32 @@ class Connection final : private IoHandler, private TimerEntry {
   bool reading_paused() const noexcept { return read_paused_; }
 
   std::size_t queued() const noexcept;     // output bytes not yet accepted by the kernel
-  Duration rtt() const noexcept;           // smoothed ping round trip; zero before the first
-  TimePoint last_receive() const noexcept { return last_receive_; }
-  void* context() const noexcept { return context_; }
-  void set_context(void* context) noexcept { context_ = context; }
+  using HeartbeatEntry::rtt;               // smoothed ping round trip; zero before the first
+  using HeartbeatEntry::last_receive;      // when the last byte arrived (the reactor's clock)
+  // The client's address: the one a PROXY header named (Endpoint::adopt_proxied), else the
+  // socket's peer; family AF_UNSPEC when the socket no longer has one (it was reset).
+  SocketAddress peer_address() const noexcept;
+  SocketAddress local_address() const noexcept;  // the socket's own address
+  // The application's per-connection state: one pointer, set from on_open, read in any
+  // callback as the type it was set as (context<Session>()); nothing checks that type.
+  template <class T>
+  void set_context(T* context) noexcept { context_ = const_cast<void*>(static_cast<const void*>(context)); }
+  void set_context(std::nullptr_t) noexcept { context_ = nullptr; }
+  template <class T = void>
+  T* context() const noexcept { return static_cast<T*>(context_); }
 
  private:
   friend class Endpoint;
-  friend class Heartbeat;
   enum class State : uint8_t { open, half_closed, closed };
 
   void on_io(uint32_t events) override;
-  static void on_timer(TimerEntry& entry);
+  static void on_heartbeat(TimerEntry& entry);
+  void check_liveness();
+  bool asking() const noexcept { return state_ == State::open; }  // may send a ping
   bool notify_open();  // runs on_open; false if the connection closed (and was reclaimed)
+  // send() for a message that does not come from this connection's own callbacks (a letter,
+  // a broadcast): an exception from on_high_water closes this connection, not the caller's.
+  bool send_guarded(std::string_view payload);
   // Runs a callback scope: user exceptions close the connection (reason error), and a
   // connection closed inside is reclaimed on the way out.  Returns whether it is still open.
   template <class Body>
@@ -113,7 +148,9 @@ class Connection final : private IoHandler, private TimerEntry {
   bool take_input(const char* bytes, std::size_t size);
   bool consume_frames(const char* bytes, std::size_t size, std::size_t* used);
   void dispatch_frame(const Frame& frame);
+  void on_pong(const Frame& frame);
   void on_peer_eof();
+  bool send_ping(bool scheduled);
   bool send_frame(FrameType type, const char* payload, std::size_t size);
   bool write_parts(const char* head, std::size_t head_size, const char* body, std::size_t body_size);
   bool queue_output(const char* head, std::size_t head_size, const char* body,
@@ -122,27 +159,21 @@ class Connection final : private IoHandler, private TimerEntry {
   void update_interest();  // epoll interest from peer_eof_, read_paused_ and pending output
   void close(CloseReason reason, int error);
   void fail(int error);   // close for a socket errno: reset or error
-  void record_rtt(Duration sample) noexcept;
 
-  // Field order packs into 104 bytes; keep it so (see the static_assert in connection.cpp).
+  // Field order packs into 104 bytes after the vptr and the 56-byte HeartbeatEntry; keep it so
+  // (see the static_assert in connection.cpp).
   State state_ = State::open;
   uint8_t busy_ = 0;                 // nested callbacks of this connection running
   bool read_armed_ : 1;              // EPOLLIN registered
   bool write_armed_ : 1;             // EPOLLOUT registered
   bool read_paused_ : 1;             // pause_reading()
   bool peer_eof_ : 1;                // the peer sent FIN; close once output drains
-  bool rtt_pending_ : 1;             // a real ping is out (seed pongs carry no id)
   bool high_water_ : 1;              // on_high_water fired, on_drain not yet
-  bool stall_credit_ : 1;            // this silence was already excused once by our own stall
-  bool sent_since_ping_ : 1;         // we wrote something since the last ping (skip_when_active)
   int fd_;
-  uint32_t rtt_us_ = 0;              // smoothed, microseconds
-  Endpoint* endpoint_;
+  detail::Engine* engine_;
   Buffer* input_ = nullptr;          // only an incomplete frame
   Buffer* output_ = nullptr;         // only unsent output
   void* context_ = nullptr;
-  TimePoint last_receive_;
-  TimePoint ping_sent_;              // the outstanding or last ping (virtual for skipped ones)
 };
 
 }  // namespace evwheel

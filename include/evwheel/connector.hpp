@@ -53,7 +53,7 @@ struct ConnectorOptions {
 // resolution failure (negative).
 const char* connect_error_string(int error) noexcept;
 
-class Connector final : private IoHandler {
+class Connector final : private IoHandler, private CloseObserver {
  public:
   enum class State : uint8_t { idle, resolving, connecting, connected, waiting, stopped };
 
@@ -76,8 +76,8 @@ class Connector final : private IoHandler {
   const Address& remote() const noexcept { return remote_; }
 
  private:
-  friend class Endpoint;
   void on_io(uint32_t events) override;
+  void on_connection_closed(Connection& connection, CloseReason reason) override;
   void attempt();  // starts a pass: resolves the name, or tries the fixed address
   void resolved(int error, std::vector<Address> addresses);
   void try_next();  // connects to the next untried address of the pass, or fails the pass
@@ -89,7 +89,6 @@ class Connector final : private IoHandler {
   void cancel_timer() noexcept;
   void cancel_lookup() noexcept;
   void abandon_socket() noexcept;
-  void connection_closed(CloseReason reason);  // from the Endpoint
   Duration backoff() noexcept;
 
   Endpoint& endpoint_;

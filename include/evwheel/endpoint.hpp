@@ -1,10 +1,11 @@
-// endpoint — the connections of one side (a server's accepted ones, or a client's): their
-// options, codec, heartbeat, user handler, statistics and storage.
+// endpoint — the connections of one side (a server's accepted ones, or a client's): the public
+// façade that owns their engine (codec, heartbeat, buffers: src/engine.hpp), their storage,
+// their options and statistics.
 //
 // A Listener or a Connector hands connected sockets to an Endpoint; the Endpoint owns them
-// from then on.  Connections live in a slab of fixed-size chunks (no allocation per
-// connection once a chunk exists, no allocator overhead per object), reads land in one scratch
-// area per endpoint, and buffers come from a pool only while bytes are pending.
+// from then on.  Connections live in an FdTable (fd_table.hpp) of fixed-size chunks (no
+// allocation per connection once a chunk exists, no allocator overhead per object), reads land
+// in one scratch area per endpoint, and buffers come from a pool only while bytes are pending.
 #pragma once
 
 #include <cstddef>
@@ -14,15 +15,14 @@
 #include <vector>
 
 #include "evwheel/address.hpp"
-#include "evwheel/buffer.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
+#include "evwheel/engine.hpp"
+#include "evwheel/fd_table.hpp"
 #include "evwheel/heartbeat.hpp"
 #include "evwheel/reactor.hpp"
 
 namespace evwheel {
-
-class Connector;
 
 // Kernel-level liveness checks that complement the application heartbeat (see the README):
 // keepalive probes an idle connection below the application; user_timeout bounds how long
@@ -53,10 +53,22 @@ struct EndpointOptions {
 
 struct EndpointStats {
   uint64_t opened = 0;
-  uint64_t closes[8] = {};  // by CloseReason
+  uint64_t closes[8] = {};        // by CloseReason
+  uint64_t mail_dropped = 0;      // letters (send by id) for a connection that had closed
+  uint64_t broadcast_skipped = 0; // broadcast copies not queued: the connection was above high_water
 };
 
-class Endpoint {
+// What send(id, ...) and broadcast() did.
+enum class SendResult : uint8_t {
+  sent,           // on the loop thread: handed to the connection (written or queued)
+  queued,         // from another thread: in the reactor's mailbox, sent on the loop
+  no_connection,  // on the loop thread: the id names no open connection of this endpoint
+  refused,        // the connection would not take it (the codec cannot carry it, or it closed)
+  mailbox_full,   // from another thread: the reactor's mailbox has no room; nothing was queued
+};
+const char* to_string(SendResult result) noexcept;
+
+class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
  public:
   // Throws std::invalid_argument on bad options.
   Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options = {});
@@ -67,16 +79,34 @@ class Endpoint {
 
   // Takes a connected socket (made nonblocking here), applies the socket options, starts the
   // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
-  // descriptor is closed then.  `owner` is told when the connection closes.
+  // descriptor is closed then.  `observer` (may be null) is told when the connection closes.
   // While draining, adopt() refuses: it closes `fd` and returns null.
-  Connection* adopt(int fd, Connector* owner = nullptr);
+  Connection* adopt(int fd, CloseObserver* observer = nullptr);
   // adopt() for a socket whose real client is `client` (a PROXY protocol header named it):
-  // peer_address() reports `client` for this connection, from on_open through on_close.
+  // Connection::peer_address() reports `client` for this connection, from on_open through
+  // on_close.
   Connection* adopt_proxied(int fd, const SocketAddress& client);
-  // The client's address: the one given to adopt_proxied(), else the socket's peer
-  // (getpeername); family AF_UNSPEC when the socket no longer has one (it was reset).
-  SocketAddress peer_address(const Connection& connection) const noexcept;
   void close_all(CloseReason reason = CloseReason::shutdown);
+
+  // Connection handles.  find() (loop thread) returns the open connection `id` names, or null
+  // when it has closed or belongs to another endpoint.  send() may be called from any thread:
+  // on the loop thread it sends at once; from another it queues a copy in the reactor's
+  // bounded mailbox (reactor.hpp), never blocking — a full mailbox is SendResult::mailbox_full
+  // — and the loop sends it later, or drops and counts it (stats().mail_dropped) if the
+  // connection has closed by then.
+  Connection* find(const ConnectionId& id) const noexcept;
+  SendResult send(const ConnectionId& id, std::string_view payload);
+  // One data message to every open connection, from any thread (from another, through the
+  // mailbox as for send()).  A connection whose queued output is at or above high_water is
+  // behind: it is skipped and counted (stats().broadcast_skipped), so one slow reader neither
+  // grows memory nor holds the others back; the hard cap (max_output) still closes a
+  // connection that keeps falling behind through its own sends.  On the loop thread returns
+  // sent; from another, queued or mailbox_full.
+  SendResult broadcast(std::string_view payload);
+  // Calls visit(Connection&) for every open connection, in descriptor order (loop thread).
+  // `visit` may send, close, or close others.
+  template <class Visit>
+  void for_each(Visit&& visit);
 
   // Graceful shutdown of this endpoint's connections (stop its Listener first: see Shutdown).
   // Connections with nothing queued close at once; the others stay fully alive (reading,
@@ -89,33 +119,30 @@ class Endpoint {
   // Throws std::invalid_argument for a negative deadline, std::logic_error if the endpoint is
   // already draining.
   void drain(Duration deadline, std::function<void()> done);
-  bool draining() const noexcept { return draining_; }
+  bool draining() const noexcept { return engine_.draining; }
 
   std::size_t size() const noexcept { return open_; }
   Reactor& reactor() const noexcept { return reactor_; }
   ConnectionHandler& handler() const noexcept { return handler_; }
-  const Codec& codec() const noexcept { return *codec_; }
+  const Codec& codec() const noexcept { return *engine_.codec; }
   const EndpointOptions& options() const noexcept { return options_; }
-  const HeartbeatStats& heartbeat_stats() const noexcept { return heartbeat_.stats(); }
+  const HeartbeatStats& heartbeat_stats() const noexcept { return engine_.heartbeat.stats(); }
   const EndpointStats& stats() const noexcept { return stats_; }
 
  private:
-  friend class Connection;
-  friend class Heartbeat;
+  // Connections are stored by descriptor number: a closed connection keeps its descriptor open
+  // until it is reclaimed, so its slot cannot be claimed twice; chunks never move (the wheel
+  // and epoll point into them).
+  struct Slot {
+    alignas(Connection) unsigned char bytes[sizeof(Connection)];
+  };
+  static Connection& in(Slot& slot) noexcept;
 
-  // Connections are stored by descriptor number, Redis-style: fd / kChunk picks a chunk,
-  // fd % kChunk the slot.  Chunks never move (the wheel and epoll point into them), and a
-  // closed connection keeps its descriptor open until it is reclaimed, so its slot cannot be
-  // claimed twice.
-  static constexpr std::size_t kChunk = 512;
-  struct Chunk;
-
-  Connection* admit(int fd, Connector* owner, const SocketAddress* client);
-  Connection* allocate(int fd);
-  void recycle(Connection* connection) noexcept;  // destroys it and closes its descriptor
-  void closed(Connection& connection, CloseReason reason, int error);
-  template <class Visit>
-  void for_each_live(Visit&& visit);
+  Connection* admit(int fd, CloseObserver* observer, const SocketAddress* client);
+  void receive(const Mailbox::Letter& letter) override;
+  void broadcast_now(std::string_view payload);
+  void closed(Connection& connection, CloseReason reason, int error) noexcept override;
+  void recycle(Connection& connection) noexcept override;  // destroys it, closes its descriptor
   void drain_deadline();
   void drained();
   void apply_socket_options(int fd) const;
@@ -123,20 +150,23 @@ class Endpoint {
   Reactor& reactor_;
   ConnectionHandler& handler_;
   EndpointOptions options_;
-  std::shared_ptr<const Codec> codec_;
-  Heartbeat heartbeat_;
-  BufferPool buffers_;
-  std::unique_ptr<char[]> scratch_;
-  std::vector<std::unique_ptr<Chunk>> chunks_;
-  std::vector<Connector*> owners_;         // by fd, for connections made by a Connector
-  // By fd, for adopt_proxied(); AF_UNSPEC: no proxied client.  Grows only when proxied
-  // connections come, so endpoints without the PROXY protocol pay nothing.
-  std::vector<SocketAddress> proxied_clients_;
+  detail::Engine engine_;
+  FdTable<Slot, 512> connections_;
+  FdTable<CloseObserver*, 1024> observers_;  // for connections adopted with an observer
   std::size_t open_ = 0;
   EndpointStats stats_;
-  bool draining_ = false;
   TimerId drain_timer_ = 0;
   std::function<void()> drained_;          // drain()'s `done`, until it is posted
 };
+
+template <class Visit>
+void Endpoint::for_each(Visit&& visit) {
+  reactor_.assert_in_loop_thread();
+  // A close may close others (from on_close): the table looks at each slot's bit again.
+  connections_.for_each([&](int, Slot& slot) {
+    Connection& connection = in(slot);
+    if (connection.open() || connection.state_ == Connection::State::half_closed) visit(connection);
+  });
+}
 
 }  // namespace evwheel

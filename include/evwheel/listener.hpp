@@ -18,7 +18,7 @@
 //
 // PROXY protocol (proxy_protocol != off): each accepted socket first waits in a ProxyGate (see
 // proxy_gate.hpp) for the header a proxy such as HAProxy sends; the Endpoint gets it, and
-// on_open runs, only once the header is in, and Endpoint::peer_address() then reports the
+// on_open runs, only once the header is in, and Connection::peer_address() then reports the
 // client the header named.  Sockets still waiting count toward max_connections.
 #pragma once
 

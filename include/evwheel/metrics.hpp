@@ -16,6 +16,7 @@ namespace evwheel {
 
 class Endpoint;
 class Listener;
+class Reactor;
 
 struct MetricsSnapshot {
   static constexpr std::size_t kCloseReasons = 8;  // CloseReason::peer_closed ..= error
@@ -40,15 +41,21 @@ struct MetricsSnapshot {
   uint64_t shed_descriptors = 0;
   uint64_t accept_pauses = 0;
   uint64_t accept_errors = 0;
+  // Sending by connection id and broadcasting (see Endpoint::send, Endpoint::broadcast).
+  uint64_t mail_dropped = 0;
+  uint64_t broadcast_skipped = 0;
+  uint64_t mailbox_refused = 0;    // the reactor's: add each reactor once
 
-  // Adds the current counters of `endpoint` / `listener` to this snapshot.
+  // Adds the current counters of `endpoint` / `listener` / `reactor` to this snapshot.
   void add(const Endpoint& endpoint);
   void add(const Listener& listener);
+  void add(const Reactor& reactor);
   // Adds another snapshot (e.g. another reactor's): every counter, gauge and histogram.
   void merge(const MetricsSnapshot& other);
 };
 
-// The counters of `endpoint`, and of `listener` when given.
+// The counters of `endpoint` and its reactor, and of `listener` when given (one endpoint per
+// reactor: with several, build the snapshot with add() and add the reactor once).
 MetricsSnapshot snapshot(const Endpoint& endpoint, const Listener* listener = nullptr);
 
 // Histogram buckets exposed by to_prometheus(): upper bounds of 2^k µs for k in this range

@@ -13,16 +13,19 @@
 // pool thread; read them with Signals (signals.hpp) on another reactor, or on one pool reactor
 // after block_signals() in main().
 //
-// Across threads only post(), shutdown() and stop() may be called; the reactors, like
-// everything registered with them, belong to their threads.
+// Across threads only post(), send(), broadcast(), shutdown() and stop() may be called; the
+// reactors, like everything registered with them, belong to their threads.  Reactor i gets
+// index i (ReactorOptions::index), which every ConnectionId made on it carries.
 #pragma once
 
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "evwheel/connection_id.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/shutdown.hpp"
 
@@ -57,6 +60,15 @@ class ReactorPool {
   // Runs `task` on reactor `index`'s thread; tasks posted from one thread run in posting order.
   // Throws std::out_of_range for a bad index.  A task posted after that loop ended never runs.
   void post(std::size_t index, Reactor::Task task);
+
+  // Sends `bytes` as one message to the connection `id` names, from any thread: the letter
+  // goes to that reactor's mailbox (reactor.hpp) and is sent on its loop.  False when the id
+  // names no reactor of this pool or the mailbox is full; a letter for a connection that has
+  // closed by the time it is delivered is dropped and counted (EndpointStats::mail_dropped).
+  bool send(const ConnectionId& id, std::string_view bytes);
+  // Sends `bytes` to every open connection of every endpoint on every reactor (see
+  // Endpoint::broadcast for connections that are behind); returns how many reactors took it.
+  std::size_t broadcast(std::string_view bytes);
 
   // Graceful: every reactor runs its Shutdown (stop accepting, drain within `deadline`), and
   // each loop ends once its own drain is done.  Thread-safe; call join() to wait.

@@ -3,8 +3,7 @@
 // frames and the error that the wire format in include/evwheel/codec.hpp defines, as read by
 // a plain parser here (framed_by_spec, seed_by_spec) that knows nothing of the codec's code.
 //
-// A fuzz input is  [split count n] [n chunk lengths, one byte each] [the stream ...];
-// the stream is fed in chunks of those lengths (a zero-length read included), the rest last.
+// A fuzz input is a stream and the reads it arrives in (chunked_input.hpp).
 // Each decode() sees an exact-size heap copy of the pending bytes, so a read past them is an
 // AddressSanitizer report, not a silent success.
 #pragma once
@@ -17,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "chunked_input.hpp"
 #include "evwheel/codec.hpp"
 #include "fuzz_check.hpp"
 
@@ -59,22 +59,15 @@ inline std::ptrdiff_t decode_checked(const evwheel::Codec& codec, std::string_vi
 inline Decoded decode_in_chunks(const evwheel::Codec& codec, std::string_view stream,
                                 const std::vector<std::size_t>& chunks) {
   Decoded out;
-  std::size_t received = 0, taken = 0;
-  auto take_frames = [&] {
-    for (;;) {
-      std::ptrdiff_t n = decode_checked(codec, stream.substr(taken, received - taken), out.frames);
+  std::size_t taken = 0;
+  deliver_in_reads(stream, chunks, [&](std::string_view received) {
+    while (!out.error) {  // a connection closes on the first protocol error
+      std::ptrdiff_t n = decode_checked(codec, received.substr(taken), out.frames);
       if (n < 0) out.error = true;
       if (n <= 0) return;
       taken += static_cast<std::size_t>(n);
     }
-  };
-  for (std::size_t chunk : chunks) {
-    received = std::min(stream.size(), received + chunk);
-    take_frames();
-    if (out.error) return out;  // a connection closes on the first protocol error
-  }
-  received = stream.size();
-  take_frames();
+  });
   return out;
 }
 
@@ -119,14 +112,11 @@ inline Decoded seed_by_spec(std::string_view stream) {
 // The property: chunked decoding, decoding the whole stream in one read, and `by_spec` agree.
 template <typename BySpec>
 void check_any_split(const evwheel::Codec& codec, const uint8_t* data, std::size_t size, BySpec by_spec) {
-  if (size == 0) return;
-  std::size_t n_chunks = data[0];
-  if (size < 1 + n_chunks) return;
-  std::vector<std::size_t> chunks(data + 1, data + 1 + n_chunks);
-  std::string_view stream(reinterpret_cast<const char*>(data) + 1 + n_chunks, size - 1 - n_chunks);
-  const Decoded whole = decode_in_chunks(codec, stream, {});
-  FUZZ_CHECK(whole == by_spec(stream));
-  FUZZ_CHECK(decode_in_chunks(codec, stream, chunks) == whole);
+  ChunkedInput input;
+  if (!read_chunked_input(data, size, &input)) return;
+  const Decoded whole = decode_in_chunks(codec, input.stream, {});
+  FUZZ_CHECK(whole == by_spec(input.stream));
+  FUZZ_CHECK(decode_in_chunks(codec, input.stream, input.reads) == whole);
 }
 
 }  // namespace codec_split
