@@ -149,7 +149,7 @@ Reached connect_to_localhost(const std::string& listen_host, const std::vector<s
     pump_until(sides.reactor, [&] { return !sides.client.live.empty() || !sides.client.connect_errors.empty(); });
     pump_for(sides.reactor, 20ms);  // nothing more may happen
     reached.opened = !sides.client.live.empty();
-    if (reached.opened) reached.family = Address::peer_of(sides.client.live[0]->fd()).family();
+    if (reached.opened) reached.family = sides.client.live[0]->peer_address().family();
     reached.attempts = connector.attempts();
     reached.errors = sides.client.connect_errors;
   }

@@ -46,11 +46,11 @@ TEST_CASE("a listener on [::1] and a connector to it exchange messages; both end
 
     Connection& server_side = *sides.server.live[0];
     Connection& client_side = *sides.client.live[0];
-    CHECK(to_string(Address::local_of(server_side.fd())) == address);
-    const std::string client_address = to_string(Address::local_of(client_side.fd()));
+    CHECK(to_string(server_side.local_address()) == address);
+    const std::string client_address = to_string(client_side.local_address());
     CHECK(client_address.rfind("[::1]:", 0) == 0);
     CHECK(to_string(server_side.peer_address()) == client_address);
-    CHECK(to_string(Address::peer_of(client_side.fd())) == address);
+    CHECK(to_string(client_side.peer_address()) == address);
     CHECK(sides.exchange("over six"));
   }
   CHECK(open_fd_count() == fds);
@@ -93,7 +93,7 @@ TEST_CASE("a dual-stack listener on [::] accepts an IPv4 client, whose address r
     CHECK(to_string(sides.listener->address()) == "[::]:" + std::to_string(port));
     sides.connect("127.0.0.1:" + std::to_string(port));
     REQUIRE(sides.opened());
-    Address client_address = Address::local_of(sides.client.live[0]->fd());
+    Address client_address = sides.client.live[0]->local_address();
     CHECK(client_address.family() == AF_INET);
     CHECK(to_string(sides.server.live[0]->peer_address()) ==
           "[::ffff:127.0.0.1]:" + std::to_string(client_address.port()));
@@ -134,7 +134,7 @@ TEST_CASE("a connector with source ::1 connects from ::1; a source of the other 
     const std::string address = to_string(sides.listener->address());
     sides.connect(address, "::1");
     REQUIRE(sides.opened());
-    CHECK(to_string(Address::local_of(sides.client.live[0]->fd())).rfind("[::1]:", 0) == 0);
+    CHECK(to_string(sides.client.live[0]->local_address()).rfind("[::1]:", 0) == 0);
 
     ConnectorOptions o;
     o.address = address;
