@@ -111,6 +111,14 @@ Address socket_name(int fd, int (*call)(int, sockaddr*, socklen_t*) noexcept) no
 
 bool is_unix(std::string_view text) { return text.substr(0, kUnixPrefix.size()) == kUnixPrefix; }
 
+// "[::1]:80", with "%index" when a scope is set.
+std::string ipv6_to_string(const sockaddr_in6& address) {
+  char host[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &address.sin6_addr, host, sizeof host);
+  std::string scope = address.sin6_scope_id ? "%" + std::to_string(address.sin6_scope_id) : "";
+  return "[" + std::string(host) + scope + "]:" + std::to_string(ntohs(address.sin6_port));
+}
+
 std::string unix_to_string(const sockaddr_un& address, socklen_t length) {
   if (length <= kUnixHeader) return std::string(kUnixPrefix);
   const char* name = address.sun_path;
@@ -168,11 +176,9 @@ std::string_view Address::unix_path() const noexcept {
 std::string to_string(const Address& address) {
   switch (address.family()) {
     case AF_INET:
-    case AF_INET6: {
-      SocketAddress ip{};
-      std::memcpy(&ip, address.get(), std::min<std::size_t>(address.length(), sizeof ip));
-      return to_string(ip);
-    }
+      return to_string(reinterpret_cast<const sockaddr_in&>(*address.get()));
+    case AF_INET6:
+      return ipv6_to_string(reinterpret_cast<const sockaddr_in6&>(*address.get()));
     case AF_UNIX:
       return unix_to_string(reinterpret_cast<const sockaddr_un&>(*address.get()), address.length());
     default:
@@ -186,11 +192,7 @@ bool operator==(const Address& a, const Address& b) noexcept {
 
 std::string to_string(const SocketAddress& address) {
   if (address.any.sa_family == AF_INET) return to_string(address.v4);
-  if (address.any.sa_family != AF_INET6) return "-";
-  char host[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET6, &address.v6.sin6_addr, host, sizeof host);
-  std::string scope = address.v6.sin6_scope_id ? "%" + std::to_string(address.v6.sin6_scope_id) : "";
-  return "[" + std::string(host) + scope + "]:" + std::to_string(ntohs(address.v6.sin6_port));
+  return address.any.sa_family == AF_INET6 ? ipv6_to_string(address.v6) : "-";
 }
 
 std::optional<HostName> HostName::parse(std::string_view text) {

@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -218,6 +220,15 @@ TEST_CASE("to_string of a SocketAddress: IPv4 as HOST:PORT, IPv6 in brackets, '-
   CHECK(evwheel::to_string(Address(address)) == "[2001:db8::1]:8080");
   CHECK(Address(address).length() == sizeof(sockaddr_in6));
   CHECK(sizeof(evwheel::SocketAddress) == sizeof(sockaddr_in6));  // the reason it is a union
+}
+
+TEST_CASE("SocketAddress{} zeroes all its bytes, the IPv6 scope id included") {
+  alignas(evwheel::SocketAddress) unsigned char bytes[sizeof(evwheel::SocketAddress)];
+  std::memset(bytes, 0xab, sizeof bytes);
+  auto* address = new (bytes) evwheel::SocketAddress{};
+  CHECK(address->v6.sin6_scope_id == 0);
+  CHECK(address->v6.sin6_flowinfo == 0);
+  for (unsigned char byte : bytes) CHECK(byte == 0);
 }
 
 TEST_CASE("parse_address is Address::parse for callers that need IPv4: other families are refused") {

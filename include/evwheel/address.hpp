@@ -30,7 +30,7 @@ namespace evwheel {
 union SocketAddress {
   sockaddr any;
   sockaddr_in v4;
-  sockaddr_in6 v6;
+  sockaddr_in6 v6{};  // the widest, so SocketAddress{} zeroes all 28 bytes (scope id included)
 };
 // "1.2.3.4:80", "[::1]:80", or "-" for AF_UNSPEC.
 std::string to_string(const SocketAddress& address);
