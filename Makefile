@@ -18,7 +18,12 @@ LDLIBS   := -pthread
 DOCTEST  := /usr/include/doctest/doctest.h
 PKG_CONFIG := /usr/bin/pkg-config
 
-VERSION  := 0.1.0
+# The version has one home, include/evwheel/version.hpp: evwheel.pc and the CMake version file
+# take it from there.
+version_part = $(shell sed -n 's/^\#define EVWHEEL_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/evwheel/version.hpp)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION_MINOR := $(call version_part,MINOR)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(call version_part,PATCH)
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 HEADERS  := $(wildcard include/evwheel/*.hpp)
@@ -31,11 +36,18 @@ TEST_SRC := $(wildcard tests/*.cpp)
 TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/evwheel-tests
 
-BENCH_SRC := $(wildcard bench/*.cpp)
+# The bench: the driver in bench/, one folder or file per mode, bench/common/ for what modes
+# share, bench/baselines/ for the servers and timer structures evwheel is measured against.
+BENCH_SRC := $(wildcard bench/*.cpp bench/*/*.cpp)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_BIN := $(BUILD)/evwheel-bench
+CLI_OBJ   := $(BUILD)/bench/common/cli.o
 
-EXAMPLES := $(patsubst examples/%.cpp,$(BUILD)/%,$(wildcard examples/*.cpp))
+# The examples parse their options with the bench's parser (bench/common/cli.hpp).
+EXAMPLE_SRC := $(wildcard examples/*.cpp)
+EXAMPLE_OBJ := $(EXAMPLE_SRC:%.cpp=$(BUILD)/%.o)
+EXAMPLES    := $(patsubst examples/%.cpp,$(BUILD)/%,$(EXAMPLE_SRC))
+$(EXAMPLE_OBJ): ALLFLAGS += -Ibench/common
 
 .PHONY: all lib test bench fuzz clean install uninstall
 # Keep example objects (otherwise intermediate) so rebuilds stay incremental.
@@ -54,8 +66,8 @@ $(BUILD)/%.o: %.cpp
 # Test objects need doctest before they can compile.
 $(TEST_OBJ): | $(DOCTEST)
 
-# The tests also cover the bench pieces other modes reuse (bench/floor_measure, bench/svg).
-BENCH_SHARED_OBJ := $(BUILD)/bench/floor_measure.o $(BUILD)/bench/svg.o
+# The tests also cover the bench pieces the modes share (and the examples' option parser).
+BENCH_SHARED_OBJ := $(patsubst %,$(BUILD)/bench/common/%.o,cli json svg system) $(BUILD)/bench/floor/measure.o
 
 $(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
@@ -63,7 +75,7 @@ $(TEST_BIN): $(TEST_OBJ) $(BENCH_SHARED_OBJ) $(LIB)
 $(BENCH_BIN): $(BENCH_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/%: $(BUILD)/examples/%.o $(LIB)
+$(BUILD)/%: $(BUILD)/examples/%.o $(CLI_OBJ) $(LIB)
 	$(CXX) $(ALLFLAGS) $^ -o $@ $(LDLIBS)
 
 # The runtime options of each sanitizer for `make test`: stop at the first report, with a
@@ -87,20 +99,32 @@ test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN) | $(PKG_CONFIG)
 bench: $(BENCH_BIN) $(EXAMPLES)
 	$(BENCH_BIN) default
 
-# The library, its headers and a pkg-config file written for PREFIX (DESTDIR stages the tree
-# elsewhere, as packagers do).  uninstall removes exactly those files, and the evwheel header
-# directory it created; the shared lib/, include/ and pkgconfig/ directories stay.
+# The library, its headers, a pkg-config file written for PREFIX, the CMake package files
+# (cmake/: find_package(evwheel) and evwheel::evwheel, no CMake needed here) and the license
+# (DESTDIR stages the tree elsewhere, as packagers do).  uninstall removes exactly those files,
+# and the evwheel directories it created; the shared lib/, include/, pkgconfig/, cmake/ and
+# share/doc/ directories stay.
+CMAKE_DIR := $(DESTDIR)$(PREFIX)/lib/cmake/evwheel
+DOC_DIR   := $(DESTDIR)$(PREFIX)/share/doc/evwheel
 install: $(LIB)
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evwheel
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evwheel $(CMAKE_DIR) $(DOC_DIR)
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libevwheel.a
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/evwheel/
 	sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' evwheel.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc
+	install -m 644 cmake/evwheelConfig.cmake $(CMAKE_DIR)/
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|' \
+	  -e 's|@VERSION_MINOR@|$(VERSION_MINOR)|' cmake/evwheelConfigVersion.cmake.in \
+	  > $(CMAKE_DIR)/evwheelConfigVersion.cmake
+	install -m 644 LICENSE $(DOC_DIR)/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libevwheel.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/evwheel.pc \
-	  $(addprefix $(DESTDIR)$(PREFIX)/include/evwheel/,$(notdir $(HEADERS)))
-	if [ -d $(DESTDIR)$(PREFIX)/include/evwheel ]; then rmdir $(DESTDIR)$(PREFIX)/include/evwheel; fi
+	  $(addprefix $(DESTDIR)$(PREFIX)/include/evwheel/,$(notdir $(HEADERS))) \
+	  $(CMAKE_DIR)/evwheelConfig.cmake $(CMAKE_DIR)/evwheelConfigVersion.cmake $(DOC_DIR)/LICENSE
+	for dir in $(DESTDIR)$(PREFIX)/include/evwheel $(CMAKE_DIR) $(DOC_DIR); do \
+	  if [ -d $$dir ]; then rmdir $$dir; fi; \
+	done
 
 # Test tools come from Debian: installed when we are root, otherwise named.
 # $(call debian_package,PACKAGE,WHY)
@@ -152,5 +176,5 @@ fuzz: $(FUZZ_BINS)
 clean:
 	rm -rf build build-*
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(patsubst %.cpp,$(BUILD)/%.d,$(wildcard examples/*.cpp))
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(EXAMPLE_OBJ:.o=.d)
 -include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BINS:=.d)

@@ -1,14 +1,12 @@
 // evwheel-bench <mode> [options] — the benchmark driver.  See modes.hpp for how modes plug in.
 #include <sched.h>
 
-#include <cerrno>
-#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
 
+#include "common/system.hpp"
 #include "modes.hpp"
 
 namespace bench {
@@ -29,7 +27,7 @@ const char default_usage[] =
     "    --mute-fraction 0.1`.  Takes no options.\n";
 
 int run_default(int argc, char** argv) {
-  if (argc > 1) return usage_error(std::string("default: takes no options, got '") + argv[1] + "'");
+  if (std::optional<int> status = mode_parser("default", default_usage).parse(argc, argv)) return *status;
   char timers[] = "timers";
   char* timers_argv[] = {timers, nullptr};
   int status = run_timers(1, timers_argv);
@@ -61,6 +59,8 @@ bool is_help(const char* arg) {
   return std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0;
 }
 
+int usage_error(const std::string& message) { return cli::Parser("evwheel-bench", "").fail(message); }
+
 std::string cpu_model() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -83,9 +83,17 @@ int cpu_count() {
 
 }  // namespace
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "evwheel-bench: %s\n", message.c_str());
-  return kUsageError;
+cli::Parser mode_parser(const char* mode, const char* usage) {
+  return cli::Parser(std::string("evwheel-bench: ") + mode, usage);
+}
+
+void cpu_option(cli::Parser& parser, const char* name, int* out) {
+  parser.custom(name, [out](const char* value) {
+    int64_t cpu = -1;
+    if (!cli::whole_number(value, 0, CPU_SETSIZE - 1, &cpu) || !sys::cpu_allowed(cpu)) return false;
+    *out = static_cast<int>(cpu);
+    return true;
+  }, "one of the allowed CPUs " + sys::allowed_cpu_list());
 }
 
 const std::string& command_line() { return g_command_line; }
@@ -106,19 +114,6 @@ void print_header() {
 #endif
   std::printf("compiler: %s%s\n", compiler, optimised);
   std::printf("command:  %s\n", g_command_line.c_str());
-}
-
-bool parse_count(const char* text, uint64_t min, uint64_t max, uint64_t* out) {
-  if (*text == '\0' || *text == '-' || *text == '+') return false;
-  char* end = nullptr;
-  errno = 0;
-  double value = std::strtod(text, &end);
-  if (errno != 0 || *end != '\0' || !(value >= 0) || value > 1.8e19) return false;
-  if (value != std::floor(value)) return false;
-  auto count = static_cast<uint64_t>(value);
-  if (count < min || count > max) return false;
-  *out = count;
-  return true;
 }
 
 std::string format_count(uint64_t n) {
@@ -142,11 +137,9 @@ int main(int argc, char** argv) {
     bench::g_command_line += argv[i];
   }
   if (argc < 2) return bench::usage_error("no mode given (try evwheel-bench --help)");
-  for (int i = 1; i < argc; ++i) {
-    if (bench::is_help(argv[i])) {
-      bench::print_usage();
-      return 0;
-    }
+  if (bench::is_help(argv[1])) {
+    bench::print_usage();
+    return 0;
   }
   for (const bench::Mode& mode : bench::kModes) {
     if (std::strcmp(argv[1], mode.name) == 0) return mode.run(argc - 1, argv + 1);

@@ -21,6 +21,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,8 @@
 #include "evwheel/listener.hpp"
 #include "evwheel/proxy_protocol.hpp"
 #include "evwheel/reactor.hpp"
+#include "common/system.hpp"
 #include "modes.hpp"
-#include "system.hpp"
 
 namespace bench {
 
@@ -157,16 +158,10 @@ bool accept_cost(evwheel::ProxyProtocol mode, const std::string& bytes, uint64_t
 
 int run_proxy(int argc, char** argv) {
   uint64_t parses = 1'000'000, conns = 2000;
-  for (int i = 1; i < argc; ++i) {
-    bool has_value = i + 1 < argc;
-    if (std::strcmp(argv[i], "--parses") == 0 && has_value) {
-      if (!parse_count(argv[++i], 1, 1'000'000'000, &parses)) return usage_error("proxy: bad --parses");
-    } else if (std::strcmp(argv[i], "--conns") == 0 && has_value) {
-      if (!parse_count(argv[++i], kRound, 1'000'000, &conns)) return usage_error("proxy: bad --conns (>= 50)");
-    } else {
-      return usage_error(std::string("proxy: unknown or incomplete option '") + argv[i] + "'");
-    }
-  }
+  cli::Parser parser = mode_parser("proxy", proxy_usage);
+  parser.integer("--parses", &parses, uint64_t{1}, uint64_t{1'000'000'000});
+  parser.integer("--conns", &conns, uint64_t{kRound}, uint64_t{1'000'000});
+  if (std::optional<int> status = parser.parse(argc, argv)) return *status;
   print_header();
   const std::string frame = data_frame();
   struct Kind {

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,10 +32,9 @@
 #include "evwheel/histogram.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
-#include "json.hpp"
+#include "common/json.hpp"
+#include "common/system.hpp"
 #include "modes.hpp"
-#include "run_queue.hpp"
-#include "system.hpp"
 
 namespace bench {
 
@@ -69,65 +69,29 @@ struct Options {
   std::string json;
 };
 
-int parse_cpu(const char* value, int* cpu) {
-  long parsed;
-  if (!sys::parse_integer(value, &parsed) || !sys::cpu_allowed(parsed)) return -1;
-  *cpu = static_cast<int>(parsed);
-  return 0;
-}
-
-// Parses the options into *options; on a bad one returns usage_error()'s status, else 0.
-int parse_options(int argc, char** argv, Options* options) {
-  for (int i = 1; i < argc; ++i) {
-    bool missing = false;
-    const char* value;
-    uint64_t count;
-    auto bad = [&](const char* option, const std::string& want) {
-      return usage_error(std::string("throughput: bad ") + option + " '" + value + "' (want " +
-                         want + ")");
-    };
-    if ((value = sys::option("--conns", argc, argv, &i, &missing))) {
-      if (!parse_count(value, 1, 1'000'000, &count)) return bad("--conns", "a count from 1 to 1e6");
-      options->conns = static_cast<int>(count);
-    } else if ((value = sys::option("--seconds", argc, argv, &i, &missing))) {
-      if (!sys::parse_real(value, &options->seconds) || options->seconds < 0.1 ||
-          options->seconds > 3600)
-        return bad("--seconds", "seconds from 0.1 to 3600");
-    } else if ((value = sys::option("--size", argc, argv, &i, &missing))) {
-      if (!parse_count(value, kStampSize, 65536, &count))
-        return bad("--size", "payload bytes from 8 (the send time) to 65536");
-      options->size = static_cast<int>(count);
-    } else if ((value = sys::option("--depth", argc, argv, &i, &missing))) {
-      if (!parse_count(value, 1, 1024, &count)) return bad("--depth", "a count from 1 to 1024");
-      options->depth = static_cast<int>(count);
-    } else if ((value = sys::option("--server-cpu", argc, argv, &i, &missing))) {
-      if (parse_cpu(value, &options->server_cpu) != 0)
-        return bad("--server-cpu", "one of the allowed CPUs " + sys::allowed_cpu_list());
-    } else if ((value = sys::option("--client-cpu", argc, argv, &i, &missing))) {
-      if (parse_cpu(value, &options->client_cpu) != 0)
-        return bad("--client-cpu", "one of the allowed CPUs " + sys::allowed_cpu_list());
-    } else if ((value = sys::option("--json", argc, argv, &i, &missing))) {
-      options->json = value;
-    } else if (missing) {
-      return usage_error(std::string("throughput: option ") + argv[i] + " needs a value");
-    } else {
-      return usage_error(std::string("throughput: unknown option '") + argv[i] + "'");
-    }
-  }
+// Parses the options into *options; nothing when they are good, else the exit status.
+std::optional<int> parse_options(int argc, char** argv, Options* options) {
+  cli::Parser parser = mode_parser("throughput", throughput_usage);
+  parser.integer("--conns", &options->conns, 1, 1'000'000);
+  parser.real("--seconds", &options->seconds, 0.1, 3600);
+  parser.integer("--size", &options->size, static_cast<int>(kStampSize), 65536);
+  parser.integer("--depth", &options->depth, 1, 1024);
+  cpu_option(parser, "--server-cpu", &options->server_cpu);
+  cpu_option(parser, "--client-cpu", &options->client_cpu);
+  parser.text("--json", &options->json);
+  if (std::optional<int> status = parser.parse(argc, argv)) return status;
   const long limit = sys::raise_nofile();
   if (options->conns > limit - kSpareDescriptors)
-    return usage_error("throughput: --conns " + std::to_string(options->conns) +
-                       " needs more descriptors than the open-file limit " +
-                       std::to_string(limit) + " allows (at most " +
-                       std::to_string(limit - kSpareDescriptors) + ")");
+    return parser.fail("--conns " + std::to_string(options->conns) +
+                       " needs more descriptors than the open-file limit " + std::to_string(limit) +
+                       " allows (at most " + std::to_string(limit - kSpareDescriptors) + ")");
   std::string error;
   // Found out now, not after the measurement; and only once every option is known good, since
   // this empties the file.
-  if (!options->json.empty() && !write_file(options->json, "", &error))
-    return usage_error("throughput: bad --json: " + error);
+  if (!options->json.empty() && !write_file(options->json, "", &error)) return parser.fail("bad --json: " + error);
   if (options->server_cpu < 0) options->server_cpu = sys::nth_allowed_cpu(0);
   if (options->client_cpu < 0) options->client_cpu = sys::nth_allowed_cpu(1);
-  return 0;
+  return std::nullopt;
 }
 
 // No pings during the run: an hour apart, so the traffic measured is the echoes alone.
@@ -253,20 +217,20 @@ Result measure(const Options& options, pid_t server, uint16_t port) {
 
   run_for(reactor, kWarmUpSeconds);
   pipeline.measuring = true;
-  const CpuTimes server_start = cpu_times(std::to_string(server));
-  const CpuTimes client_start = cpu_times("self");
+  const sys::CpuTimes server_start = sys::cpu_times(std::to_string(server));
+  const sys::CpuTimes client_start = sys::cpu_times("self");
   const int64_t start = sys::monotonic_ns();
   run_for(reactor, options.seconds);
   const int64_t end = sys::monotonic_ns();
-  const CpuTimes server_end = cpu_times(std::to_string(server));
-  const CpuTimes client_end = cpu_times("self");
+  const sys::CpuTimes server_end = sys::cpu_times(std::to_string(server));
+  const sys::CpuTimes client_end = sys::cpu_times("self");
   if (pipeline.closes != 0) throw std::runtime_error("connections closed during the run");
 
   Result result;
   result.echoes = pipeline.echoes;
   result.window_s = static_cast<double>(end - start) / 1e9;
-  cpu_fractions(server_start, server_end, end - start, &result.server_cpu, &result.server_waiting);
-  cpu_fractions(client_start, client_end, end - start, &result.client_cpu, &result.client_waiting);
+  sys::cpu_fractions(server_start, server_end, end - start, &result.server_cpu, &result.server_waiting);
+  sys::cpu_fractions(client_start, client_end, end - start, &result.client_cpu, &result.client_waiting);
   result.p50_us = micros(pipeline.latency.percentile(0.5));
   result.p99_us = micros(pipeline.latency.percentile(0.99));
   result.max_us = micros(pipeline.latency.max());
@@ -274,21 +238,28 @@ Result measure(const Options& options, pid_t server, uint16_t port) {
 }
 
 std::string to_json(const Result& result, const Options& options) {
-  char numbers[1024];
-  std::snprintf(
-      numbers, sizeof numbers,
-      "  \"conns\": %d,\n  \"seconds\": %.3f,\n  \"size\": %d,\n  \"depth\": %d,\n"
-      "  \"server_cpu\": %d,\n  \"client_cpu\": %d,\n  \"messages\": %" PRIu64 ",\n"
-      "  \"messages_per_second\": %.0f,\n  \"server_cpu_fraction\": %.3f,\n"
-      "  \"messages_per_second_per_server_core\": %.0f,\n  \"client_cpu_fraction\": %.3f,\n"
-      "  \"server_waiting_fraction\": %.3f,\n  \"client_waiting_fraction\": %.3f,\n"
-      "  \"latency_p50_us\": %.1f,\n  \"latency_p99_us\": %.1f,\n  \"latency_max_us\": %.1f\n",
-      options.conns, result.window_s, options.size, options.depth, options.server_cpu,
-      options.client_cpu, result.echoes, result.per_second(), result.server_cpu,
-      result.per_server_core(), result.client_cpu, result.server_waiting, result.client_waiting,
-      result.p50_us, result.p99_us, result.max_us);
-  return "{\n  \"mode\": \"throughput\",\n  \"command\": " + json_quote(command_line()) + ",\n" +
-         numbers + "}\n";
+  Json json;
+  json.open()
+      .text("mode", "throughput")
+      .text("command", command_line())
+      .integer("conns", options.conns)
+      .number("seconds", result.window_s)
+      .integer("size", options.size)
+      .integer("depth", options.depth)
+      .integer("server_cpu", options.server_cpu)
+      .integer("client_cpu", options.client_cpu)
+      .integer("messages", static_cast<int64_t>(result.echoes))
+      .number("messages_per_second", result.per_second(), 0)
+      .number("server_cpu_fraction", result.server_cpu)
+      .number("messages_per_second_per_server_core", result.per_server_core(), 0)
+      .number("client_cpu_fraction", result.client_cpu)
+      .number("server_waiting_fraction", result.server_waiting)
+      .number("client_waiting_fraction", result.client_waiting)
+      .number("latency_p50_us", result.p50_us, 1)
+      .number("latency_p99_us", result.p99_us, 1)
+      .number("latency_max_us", result.max_us, 1)
+      .close();
+  return json.str();
 }
 
 void print(const Result& result) {
@@ -341,7 +312,7 @@ pid_t start_server(int cpu, uint16_t* port) {
 
 int run_throughput(int argc, char** argv) {
   Options options;
-  if (int status = parse_options(argc, argv, &options)) return status;
+  if (std::optional<int> status = parse_options(argc, argv, &options)) return *status;
   std::printf("evwheel-bench throughput: echoed messages per second (higher is better)\n");
   print_header();
   std::printf("workload: %d connections, %d messages of %d payload bytes (+%zu header) in flight\n"

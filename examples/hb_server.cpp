@@ -4,18 +4,19 @@
 // (pool_server.cpp runs the same service on several cores.)
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <string>
 
-#include "evwheel/address.hpp"
+#include "cli.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/metrics.hpp"
+#include "evwheel/metrics_http.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/shutdown.hpp"
 #include "evwheel/signals.hpp"
-#include "flags.hpp"
-#include "metrics_http.hpp"
 
 namespace {
 
@@ -44,26 +45,27 @@ void print_stats(const evwheel::Endpoint& endpoint) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Flags flags("hb_server", kUsage);
+  cli::Parser flags("hb_server", kUsage);
   std::string listen, codec = "framed", reuse = "0";
-  long interval = 15000, idle = 30000, tick = 0, max_conns = 0, metrics_port = -1;
+  std::chrono::milliseconds interval(15000), idle(30000), tick(0);
+  long max_conns = 0, metrics_port = -1;
   flags.text("--listen", &listen);
   flags.choice("--codec", &codec, {"seed", "framed"});
-  flags.number("--ping-interval-ms", &interval, 1, 86'400'000);
-  flags.number("--idle-timeout-ms", &idle, 1, 86'400'000);
-  flags.number("--tick-ms", &tick, 0, 86'400'000);
-  flags.number("--max-conns", &max_conns, 0, 100'000'000);
+  flags.duration_ms("--ping-interval-ms", &interval, 1, 86'400'000);
+  flags.duration_ms("--idle-timeout-ms", &idle, 1, 86'400'000);
+  flags.duration_ms("--tick-ms", &tick, 0, 86'400'000);
+  flags.integer("--max-conns", &max_conns, 0L, 100'000'000L);
   flags.choice("--reuse-port", &reuse, {"0", "1"});
-  flags.number("--metrics-port", &metrics_port, 0, 65535);
-  flags.parse(argc, argv);
-  if (listen.empty()) flags.fail("--listen HOST:PORT is required");
+  flags.integer("--metrics-port", &metrics_port, 0L, 65535L);
+  if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+  if (listen.empty()) return flags.fail("--listen HOST:PORT is required");
 
   evwheel::EndpointOptions options;
   options.side = evwheel::Side::server;
   if (codec == "seed") options.codec = std::make_shared<evwheel::SeedCodec>();
-  options.heartbeat.ping_interval = std::chrono::milliseconds(interval);
-  options.heartbeat.idle_timeout = std::chrono::milliseconds(idle);
-  options.heartbeat.tick = std::chrono::milliseconds(tick);
+  options.heartbeat.ping_interval = interval;
+  options.heartbeat.idle_timeout = idle;
+  options.heartbeat.tick = tick;
   evwheel::ListenerOptions listener_options;
   listener_options.address = listen;
   listener_options.max_connections = static_cast<std::size_t>(max_conns);
@@ -81,20 +83,20 @@ int main(int argc, char** argv) {
       shutdown.start(std::chrono::seconds(5), [&] { reactor.stop(); });
     });
     std::fprintf(stderr, "hb_server: listening on port %u (codec %s)\n", listener.port(), codec.c_str());
-    std::unique_ptr<examples::MetricsHttp> metrics;
+    std::unique_ptr<evwheel::MetricsHttp> metrics;
     if (metrics_port >= 0) {
-      metrics = std::make_unique<examples::MetricsHttp>(reactor, static_cast<uint16_t>(metrics_port), [&] {
+      metrics = std::make_unique<evwheel::MetricsHttp>(reactor, [&] {
         return evwheel::to_prometheus(evwheel::snapshot(endpoint, &listener));
-      });
+      }, evwheel::MetricsHttpOptions{"127.0.0.1:" + std::to_string(metrics_port)});
       std::fprintf(stderr, "hb_server: metrics on http://127.0.0.1:%u/metrics\n", metrics->port());
     }
     reactor.run_every(std::chrono::seconds(1), [&] { print_stats(endpoint); });
     reactor.run();
     print_stats(endpoint);
   } catch (const std::invalid_argument& error) {
-    flags.fail(error.what());
+    return flags.fail(cli::without_library_prefix(error.what()));
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "hb_server: %s\n", error.what());
+    flags.fail(cli::without_library_prefix(error.what()));
     return 1;
   }
   return 0;

@@ -1,6 +1,7 @@
 // minimal_client — the client of docs/api.md, verbatim (a test checks it): connects to
 // minimal_server (retrying with backoff until it is up), sends a message each second, prints
-// each echo, and exits after five.  It answers the server's pings by itself.
+// each echo, and exits after five (or on SIGTERM or SIGINT).  It answers the server's pings
+// by itself.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -9,6 +10,7 @@
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/signals.hpp"
 
 class Client final : public evwheel::ConnectionHandler {
  public:
@@ -30,6 +32,7 @@ class Client final : public evwheel::ConnectionHandler {
 };
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line as it is printed, even into a file
   evwheel::Reactor reactor;
   Client client(reactor);
   evwheel::EndpointOptions options;
@@ -50,5 +53,6 @@ int main() {
     if (evwheel::Connection* connection = connector.connection())
       connection->send("message " + std::to_string(++sent));
   });
+  evwheel::Signals signals(reactor, [&](int) { reactor.stop(); });  // SIGTERM, SIGINT
   reactor.run();
 }

@@ -1,6 +1,7 @@
 // minimal_server — the server of docs/api.md, verbatim (a test checks it): an echo service on
 // 127.0.0.1:7001 that pings each peer every 5 s and drops one silent for 15 s, reports
-// evwheel's warnings and errors on stderr, and prints its counters once a minute.
+// evwheel's warnings and errors on stderr, prints its counters once a minute, and on SIGTERM
+// or SIGINT closes its connections and exits 0.
 #include <cstdio>
 #include <string_view>
 
@@ -9,6 +10,7 @@
 #include "evwheel/log.hpp"
 #include "evwheel/metrics.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/signals.hpp"
 
 class Echo final : public evwheel::ConnectionHandler {
  public:
@@ -29,6 +31,7 @@ void log_to_stderr(evwheel::LogLevel level, std::string_view message) {
 }
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line as it is printed, even into a file
   evwheel::set_log_sink(log_to_stderr, evwheel::LogLevel::warning);
   evwheel::Reactor reactor;
   Echo echo;
@@ -45,5 +48,6 @@ int main() {
   reactor.run_every(std::chrono::minutes(1), [&] {
     std::fputs(evwheel::to_prometheus(evwheel::snapshot(endpoint, &listener)).c_str(), stdout);
   });
-  reactor.run();  // until the process is killed
-}
+  evwheel::Signals signals(reactor, [&](int) { reactor.stop(); });  // SIGTERM, SIGINT
+  reactor.run();
+}  // the endpoint closes what is still open (on_close: shutdown)

@@ -8,10 +8,11 @@
 // SIGTERM/SIGINT: stop accepting, drain queued output for up to --drain-ms, exit 0.
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
-#include "evwheel/address.hpp"
+#include "cli.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
@@ -20,7 +21,6 @@
 #include "evwheel/reactor_pool.hpp"
 #include "evwheel/shutdown.hpp"
 #include "evwheel/signals.hpp"
-#include "flags.hpp"
 
 namespace {
 
@@ -31,7 +31,8 @@ const char kUsage[] =
     "Serves heartbeats like hb_server on R reactor threads (default 1) or W worker processes,\n"
     "all sharing the port through SO_REUSEPORT; --pin 1 pins thread/worker i to the i-th CPU.\n"
     "Each reactor prints its counters to stderr once a second.  SIGINT/SIGTERM stop accepting,\n"
-    "drain queued output for up to D ms (default 5000) and exit 0.  --prefork needs a fixed port.\n";
+    "drain queued output for up to D ms (default 5000) and exit 0.  --prefork needs a fixed port\n"
+    "(each worker binds it itself); with port 0, reactor 0 picks one and the others join it.\n";
 
 struct Config {
   evwheel::EndpointOptions endpoint;
@@ -40,6 +41,12 @@ struct Config {
 };
 
 class Quiet final : public evwheel::ConnectionHandler {};
+
+// The address text is passed to the library unchanged (it knows every form an address takes);
+// only a port of 0, which each socket would resolve to a port of its own, is looked at.
+bool any_port(const std::string& address) {
+  return address.size() >= 2 && address.compare(address.size() - 2, 2, ":0") == 0;
+}
 
 // One reactor's share of the service, registered for graceful shutdown.
 class Service {
@@ -78,14 +85,11 @@ int run_pool(Config config, std::size_t reactors, bool pin) {
   evwheel::ReactorPoolOptions options;
   options.reactors = reactors;
   options.pin = pin;
-  // Reactor 0 may pick the port (:0); the later setups, run after it, listen on the same one.
+  // Reactor 0 may pick the port (":0"); the later setups, run after it, listen on the same one.
   evwheel::ReactorPool pool(options, [&](evwheel::Reactor& reactor, evwheel::Shutdown& shutdown, std::size_t index) {
     auto service = std::make_shared<Service>(reactor, shutdown, config, index);
-    if (index == 0) {
-      sockaddr_in bound = evwheel::parse_address(config.listener.address);
-      bound.sin_port = htons(service->port());
-      config.listener.address = evwheel::to_string(bound);
-    }
+    if (index == 0 && any_port(config.listener.address))
+      config.listener.address.replace(config.listener.address.size() - 1, 1, std::to_string(service->port()));
     return service;
   });
   std::fprintf(stderr, "pool_server: %zu reactor thread(s) on %s\n", reactors, config.listener.address.c_str());
@@ -126,41 +130,41 @@ int run_prefork(const Config& config, std::size_t workers, bool pin) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  examples::Flags flags("pool_server", kUsage);
+  cli::Parser flags("pool_server", kUsage);
   std::string listen, codec = "framed", pin = "0";
-  long reactors = 1, prefork = 0, interval = 15000, idle = 30000, tick = 0, drain = 5000;
+  std::chrono::milliseconds interval(15000), idle(30000), tick(0), drain(5000);
+  long reactors = 1, prefork = 0;
   flags.text("--listen", &listen);
-  flags.number("--reactors", &reactors, 1, 1024);
-  flags.number("--prefork", &prefork, 0, 1024);
+  flags.integer("--reactors", &reactors, 1L, 1024L);
+  flags.integer("--prefork", &prefork, 0L, 1024L);
   flags.choice("--pin", &pin, {"0", "1"});
   flags.choice("--codec", &codec, {"seed", "framed"});
-  flags.number("--ping-interval-ms", &interval, 1, 86'400'000);
-  flags.number("--idle-timeout-ms", &idle, 1, 86'400'000);
-  flags.number("--tick-ms", &tick, 0, 86'400'000);
-  flags.number("--drain-ms", &drain, 0, 86'400'000);
-  flags.parse(argc, argv);
-  if (listen.empty()) flags.fail("--listen HOST:PORT is required");
-  if (prefork && reactors != 1) flags.fail("--reactors and --prefork do not mix: choose one");
+  flags.duration_ms("--ping-interval-ms", &interval, 1, 86'400'000);
+  flags.duration_ms("--idle-timeout-ms", &idle, 1, 86'400'000);
+  flags.duration_ms("--tick-ms", &tick, 0, 86'400'000);
+  flags.duration_ms("--drain-ms", &drain, 0, 86'400'000);
+  if (std::optional<int> status = flags.parse(argc, argv)) return *status;
+  if (listen.empty()) return flags.fail("--listen HOST:PORT is required");
+  if (prefork && reactors != 1) return flags.fail("--reactors and --prefork do not mix: choose one");
+  if (prefork && any_port(listen)) return flags.fail("--prefork needs a fixed port: each worker binds it on its own");
 
   Config config;
   config.endpoint.side = evwheel::Side::server;
   if (codec == "seed") config.endpoint.codec = std::make_shared<evwheel::SeedCodec>();
-  config.endpoint.heartbeat.ping_interval = std::chrono::milliseconds(interval);
-  config.endpoint.heartbeat.idle_timeout = std::chrono::milliseconds(idle);
-  config.endpoint.heartbeat.tick = std::chrono::milliseconds(tick);
+  config.endpoint.heartbeat.ping_interval = interval;
+  config.endpoint.heartbeat.idle_timeout = idle;
+  config.endpoint.heartbeat.tick = tick;
   config.listener.address = listen;
   config.listener.reuse_port = true;
-  config.drain = std::chrono::milliseconds(drain);
+  config.drain = drain;
   try {
     config.endpoint.validate();
-    if (prefork && evwheel::parse_address(listen).sin_port == 0)
-      flags.fail("--prefork needs a fixed port: each worker binds it on its own");
     return prefork ? run_prefork(config, static_cast<std::size_t>(prefork), pin == "1")
                    : run_pool(config, static_cast<std::size_t>(reactors), pin == "1");
   } catch (const std::invalid_argument& error) {
-    flags.fail(error.what());
+    return flags.fail(cli::without_library_prefix(error.what()));
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "pool_server: %s\n", error.what());
+    flags.fail(cli::without_library_prefix(error.what()));
     return 1;
   }
 }

@@ -111,6 +111,12 @@ Address socket_name(int fd, int (*call)(int, sockaddr*, socklen_t*) noexcept) no
 
 bool is_unix(std::string_view text) { return text.substr(0, kUnixPrefix.size()) == kUnixPrefix; }
 
+std::string ipv4_to_string(const sockaddr_in& address) {
+  char host[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &address.sin_addr, host, sizeof host);
+  return std::string(host) + ":" + std::to_string(ntohs(address.sin_port));
+}
+
 // "[::1]:80", with "%index" when a scope is set.
 std::string ipv6_to_string(const sockaddr_in6& address) {
   char host[INET6_ADDRSTRLEN] = {};
@@ -167,6 +173,13 @@ uint16_t Address::port() const noexcept {
   return family() == AF_INET6 ? ntohs(storage_.v6.sin6_port) : 0;
 }
 
+SocketAddress Address::ip() const noexcept {
+  SocketAddress ip;
+  if (family() == AF_INET) ip.v4 = storage_.v4;
+  if (family() == AF_INET6) ip.v6 = storage_.v6;
+  return ip;
+}
+
 std::string_view Address::unix_path() const noexcept {
   if (family() != AF_UNIX || length_ <= kUnixHeader || storage_.local.sun_path[0] == '\0') return {};
   const char* path = storage_.local.sun_path;
@@ -176,7 +189,7 @@ std::string_view Address::unix_path() const noexcept {
 std::string to_string(const Address& address) {
   switch (address.family()) {
     case AF_INET:
-      return to_string(reinterpret_cast<const sockaddr_in&>(*address.get()));
+      return ipv4_to_string(reinterpret_cast<const sockaddr_in&>(*address.get()));
     case AF_INET6:
       return ipv6_to_string(reinterpret_cast<const sockaddr_in6&>(*address.get()));
     case AF_UNIX:
@@ -191,7 +204,7 @@ bool operator==(const Address& a, const Address& b) noexcept {
 }
 
 std::string to_string(const SocketAddress& address) {
-  if (address.any.sa_family == AF_INET) return to_string(address.v4);
+  if (address.any.sa_family == AF_INET) return ipv4_to_string(address.v4);
   return address.any.sa_family == AF_INET6 ? ipv6_to_string(address.v6) : "-";
 }
 
@@ -208,18 +221,6 @@ std::optional<HostName> HostName::parse(std::string_view text) {
   if (std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || std::isdigit(static_cast<unsigned char>(c)); }))
     reject(text, "not an IPv4 address");
   return HostName{std::string(host), port};
-}
-
-sockaddr_in parse_address(std::string_view text) {
-  Address address = Address::parse(text);
-  if (address.family() != AF_INET) reject(text, "not an IPv4 address");
-  return reinterpret_cast<const sockaddr_in&>(*address.get());
-}
-
-std::string to_string(const sockaddr_in& address) {
-  char host[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &address.sin_addr, host, sizeof host);
-  return std::string(host) + ":" + std::to_string(ntohs(address.sin_port));
 }
 
 }  // namespace evwheel

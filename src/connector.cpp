@@ -11,7 +11,10 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "evwheel/log.hpp"
+#include "http_head.hpp"
 #include "resolver.hpp"
+#include "websocket_handshake.hpp"
 
 namespace evwheel {
 
@@ -23,6 +26,7 @@ Connector::Connector(Endpoint& endpoint, ConnectorOptions options)
     : endpoint_(endpoint),
       reactor_(endpoint.reactor()),
       options_(std::move(options)),
+      websocket_(dynamic_cast<const WebSocketCodec*>(&endpoint.codec())),
       random_(static_cast<std::minstd_rand::result_type>(
           reinterpret_cast<uintptr_t>(this) ^ static_cast<uintptr_t>(reactor_.now().time_since_epoch().count()))) {
   if (options_.connect_timeout <= Duration::zero() || options_.backoff_initial <= Duration::zero() ||
@@ -68,6 +72,7 @@ void Connector::cancel_lookup() noexcept {
 }
 
 void Connector::abandon_socket() noexcept {
+  handshaking_ = false;
   if (fd_ < 0) return;
   reactor_.remove(fd_);
   ::close(fd_);
@@ -75,6 +80,7 @@ void Connector::abandon_socket() noexcept {
 }
 
 void Connector::attempt() {
+  ++attempts_;
   next_address_ = 0;
   if (!name_) return try_next();
   state_ = State::resolving;
@@ -100,7 +106,6 @@ void Connector::try_next() {
 }
 
 bool Connector::open_socket(const Address& remote) {
-  ++attempts_;
   remote_ = remote;
   state_ = State::connecting;
   auto failed_now = [this](int error) {
@@ -135,7 +140,8 @@ bool Connector::open_socket(const Address& remote) {
   return true;
 }
 
-void Connector::on_io(uint32_t) {
+void Connector::on_io(uint32_t events) {
+  if (handshaking_) return read_handshake(events);
   int error = 0;
   socklen_t length = sizeof error;
   if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) < 0) error = errno;
@@ -146,6 +152,8 @@ void Connector::on_io(uint32_t) {
 }
 
 void Connector::connected() {
+  if (websocket_ && !handshaking_) return start_handshake();
+  handshaking_ = false;
   int fd = fd_;
   fd_ = -1;
   failures_ = 0;
@@ -156,6 +164,73 @@ void Connector::connected() {
     state_ = State::idle;
     retry_later();
   }
+}
+
+void Connector::start_handshake() {
+  const WebSocketOptions& options = websocket_->options();
+  websocket::ClientRequest request;
+  // The Host field: the name or address we connect to (a Unix socket has none).
+  request.host = !options.host.empty() ? options.host
+                 : options_.address.compare(0, 5, "unix:") == 0 ? "localhost"
+                                                                : options_.address;
+  request.path = options.path;
+  request.subprotocols = options.subprotocols;
+  request.fields = options.fields;
+  std::string bytes;
+  try {
+    websocket_key_ = websocket::random_client_key();
+    websocket::write_client_request(request, websocket_key_, bytes);
+  } catch (const std::system_error& error) {
+    return address_failed(error.code().value());
+  } catch (const std::invalid_argument& error) {
+    log(LogLevel::error, "connector %s: websocket handshake: %s", options_.address.c_str(), error.what());
+    return address_failed(EINVAL);
+  }
+  // A fresh socket's send buffer takes the whole request at once.
+  if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size()))
+    return address_failed(errno ? errno : EIO);
+  handshaking_ = true;
+  try {
+    reactor_.add(fd_, EPOLLIN | EPOLLRDHUP, *this);  // off epoll since the connect completed
+  } catch (const std::system_error& error) {
+    return address_failed(error.code().value());
+  }
+  if (!timer_)
+    timer_ = reactor_.run_after(options_.connect_timeout, [this] {
+      timer_ = 0;
+      address_failed(ETIMEDOUT);
+    });
+}
+
+void Connector::read_handshake(uint32_t events) {
+  char head[http::kDefaultMaxHead + 1];
+  ssize_t got = ::recv(fd_, head, sizeof head, MSG_PEEK);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (got <= 0) return address_failed(got == 0 ? ECONNRESET : errno);
+  http::HeadScanner scanner;
+  switch (scanner.scan(std::string_view(head, static_cast<std::size_t>(got)))) {
+    case http::HeadScanner::Status::need_more:
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) return address_failed(ECONNRESET);
+      return;
+    case http::HeadScanner::Status::too_large:
+      log(LogLevel::warning, "connector %s: websocket handshake: the answer's head is too large", options_.address.c_str());
+      return address_failed(EPROTO);
+    case http::HeadScanner::Status::complete:
+      break;
+  }
+  websocket::UpgradeResponse response;
+  websocket::check_upgrade_response(std::string_view(head, scanner.length()), websocket_key_,
+                                    websocket_->options().subprotocols, response);
+  if (response.error != websocket::ResponseError::none) {
+    log(LogLevel::warning, "connector %s: websocket handshake refused: %s (status %u)", options_.address.c_str(),
+        websocket::to_string(response.error), static_cast<unsigned>(response.head.status));
+    return address_failed(EPROTO);
+  }
+  // Exactly the head: frames the server sent right behind it stay for the Connection.
+  if (::recv(fd_, head, scanner.length(), 0) != static_cast<ssize_t>(scanner.length())) return address_failed(ECONNRESET);
+  cancel_timer();
+  reactor_.remove(fd_);
+  connected();
 }
 
 void Connector::address_failed(int error) {

@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "evwheel/log.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace evwheel {
 
@@ -27,6 +28,7 @@ void EndpointOptions::validate() const {
                            socket.keepalive_interval < std::chrono::seconds(1) ||
                            socket.keepalive_count < 1))
     throw std::invalid_argument("evwheel: keepalive idle/interval must be >= 1 s and count >= 1");
+  if (close_timeout <= Duration::zero()) throw std::invalid_argument("evwheel: endpoint close_timeout must be > 0");
   if (socket.user_timeout < Duration::zero())
     throw std::invalid_argument("evwheel: user_timeout must not be negative");
 }
@@ -66,16 +68,27 @@ const EndpointOptions& validated(const EndpointOptions& options) {
   options.validate();
   return options;
 }
+
+std::shared_ptr<const Codec> codec_for(const EndpointOptions& options) {
+  if (!options.codec) return std::make_shared<FramedCodec>();
+  // A WebSocket server and client frame differently (only clients mask): the role must match.
+  if (auto* websocket = dynamic_cast<const WebSocketCodec*>(options.codec.get())) {
+    bool server = websocket->options().role == WebSocketRole::server;
+    if (server != (options.side == Side::server))
+      throw std::invalid_argument("evwheel: a websocket codec's role must match the endpoint's side");
+  }
+  return options.codec;
+}
 }  // namespace
 
 Endpoint::Endpoint(Reactor& reactor, ConnectionHandler& handler, EndpointOptions options)
     : reactor_(reactor),
       handler_(handler),
       options_(validated(options)),
-      engine_(reactor, handler, *this, *this,
-              options_.codec ? options_.codec : std::make_shared<FramedCodec>(), options_.heartbeat,
+      engine_(reactor, handler, *this, *this, codec_for(options_), options_.heartbeat,
               pinging_side(options_),
-              detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output}) {
+              detail::Engine::Limits{options_.read_size, options_.high_water, options_.max_output,
+                                     options_.close_timeout}) {
   reactor_.assert_in_loop_thread();
   engine_.number = reactor_.add_receiver(*this);
 }
@@ -125,11 +138,7 @@ void Endpoint::recycle(Connection& connection) noexcept {
   ::close(fd);
 }
 
-Connection* Endpoint::adopt(int fd, CloseObserver* observer) { return admit(fd, observer, nullptr); }
-
-Connection* Endpoint::adopt_proxied(int fd, const SocketAddress& client) { return admit(fd, nullptr, &client); }
-
-Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress* client) {
+Connection* Endpoint::adopt(int fd, const Adoption& adoption) {
   reactor_.assert_in_loop_thread();
   if (engine_.draining) {
     ::close(fd);
@@ -137,8 +146,8 @@ Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress
   }
   // Written before anything can fail: a descriptor number is reused, and a stale entry from
   // an earlier connection must never show through.
-  if (client)
-    engine_.proxied_clients.claim(fd) = *client;
+  if (adoption.client)
+    engine_.proxied_clients.claim(fd) = *adoption.client;
   else
     engine_.proxied_clients.release(fd);
   try {
@@ -162,10 +171,11 @@ Connection* Endpoint::admit(int fd, CloseObserver* observer, const SocketAddress
   }
   ++open_;
   ++stats_.opened;
-  if (observer)
-    observers_.claim(fd) = observer;
+  if (adoption.observer)
+    observers_.claim(fd) = adoption.observer;
   else
     observers_.release(fd);
+  connection->set_context(adoption.context);
   engine_.heartbeat.start(*connection, reactor_.now());
   return connection->notify_open() ? connection : nullptr;
 }
@@ -201,7 +211,7 @@ Connection* Endpoint::find(const ConnectionId& id) const noexcept {
   Connection& connection = in(*slot);
   // A closed connection awaiting reclaim is out of epoll, but its registration's generation
   // stays until the descriptor is registered again: its state tells it apart.
-  if (connection.state_ != Connection::State::open || reactor_.generation(id.fd) != id.generation) return nullptr;
+  if (!connection.open() || reactor_.generation(id.fd) != id.generation) return nullptr;
   return &connection;
 }
 
@@ -260,7 +270,7 @@ void Endpoint::drain(Duration deadline, std::function<void()> done) {
     drain_deadline();
   });
   for_each([](Connection& connection) {
-    if (connection.queued() == 0) connection.close(CloseReason::shutdown, 0);
+    if (connection.queued() == 0) connection.close_gracefully(1001, CloseReason::shutdown);
   });
   if (open_ == 0) drained();
 }

@@ -31,9 +31,12 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
   open_socket(address);
   reserve_fd_ = open_reserve();
   try {
+    if (auto* websocket = dynamic_cast<const WebSocketCodec*>(&endpoint_.codec()))
+      websocket_gate_ = std::make_unique<WebSocketGate>(endpoint_, *websocket, stats_.websocket);
     if (options_.proxy_protocol != ProxyProtocol::off)
-      gate_ = std::make_unique<ProxyGate>(endpoint_, options_.proxy_protocol, options_.proxy_timeout,
-                                          stats_.proxy_failures, options_.on_proxy_error);
+      gate_ = std::make_unique<ProxyGate>(
+          reactor_, [this](int fd, const SocketAddress* client) { admit(fd, client); }, options_.proxy_protocol,
+          options_.proxy_timeout, stats_.proxy_failures, options_.on_proxy_error);
     reactor_.add(fd_, EPOLLIN, *this);
   } catch (...) {
     close();
@@ -79,6 +82,13 @@ void Listener::close() noexcept {
   if (socket_file_) socket_file_->remove();
 }
 
+void Listener::admit(int fd, const SocketAddress* client) {
+  if (websocket_gate_)
+    websocket_gate_->hold(fd, client);
+  else
+    endpoint_.adopt(fd, Endpoint::Adoption{nullptr, client, nullptr});
+}
+
 void Listener::shed(int fd) noexcept {
   linger abort{1, 0};  // a reset tells the client at once; no TIME_WAIT left behind
   ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
@@ -90,7 +100,8 @@ void Listener::on_io(uint32_t) {
   for (int i = 0; i < options_.accept_batch && fd_ >= 0; ++i) {
     int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      if (options_.max_connections && endpoint_.size() + awaiting_header() >= options_.max_connections) {
+      if (options_.max_connections &&
+          endpoint_.size() + awaiting_header() + handshaking() >= options_.max_connections) {
         ++stats_.shed_limit;
         log(LogLevel::info, "listener %s: shed a connection: max_connections (%zu) reached",
             options_.address.c_str(), options_.max_connections);
@@ -101,7 +112,7 @@ void Listener::on_io(uint32_t) {
       if (gate_) {
         gate_->hold(fd);
       } else {
-        endpoint_.adopt(fd);
+        admit(fd, nullptr);
       }
       continue;
     }

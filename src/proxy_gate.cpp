@@ -18,10 +18,10 @@ void reset_close(int fd) noexcept {
 }
 }  // namespace
 
-ProxyGate::ProxyGate(Endpoint& endpoint, ProxyProtocol accepted, Duration timeout,
+ProxyGate::ProxyGate(Reactor& reactor, Next next, ProxyProtocol accepted, Duration timeout,
                      uint64_t (&failures)[kProxyErrors], const ProxyErrorCallback& on_error)
-    : endpoint_(endpoint),
-      reactor_(endpoint.reactor()),
+    : reactor_(reactor),
+      next_(std::move(next)),
       accepted_(accepted),
       timeout_(timeout),
       failures_(failures),
@@ -126,11 +126,7 @@ void ProxyGate::pass(Waiting& waiting, const ProxyHeader& header, char* scratch)
   int fd = waiting.fd;
   release(waiting);
   // Last: on_open runs inside and may destroy the Listener, and this gate with it.
-  if (header.local) {
-    endpoint_.adopt(fd);
-  } else {
-    endpoint_.adopt_proxied(fd, header.source);
-  }
+  next_(fd, header.local ? nullptr : &header.source);
 }
 
 void ProxyGate::refuse(Waiting& waiting, ProxyError reason) {

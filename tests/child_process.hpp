@@ -3,19 +3,15 @@
 // descriptors (RLIMIT_NOFILE) or move it into another network namespace while the test process
 // watches from outside.
 //
-// A child talks to the test over two pipes: one-byte commands in ('r' report, 'm' mute, 'q'
-// quit), fixed-size Messages out (reports, and a client's opens and closes as they happen).
-// Messages are smaller than PIPE_BUF, so each write arrives whole.  A child never returns into
-// doctest: it ends with _exit, and the parent's Child object kills and reaps it whatever happens.
+// A child talks to the test over bench/common/command_pipe.hpp: one-byte commands in ('r'
+// report, 'm' mute, 'q' quit), fixed-size Messages out (reports, and a client's opens and
+// closes as they happen).  A child never returns into doctest: it ends with _exit, and the
+// parent's Child object kills and reaps it whatever happens.
 #pragma once
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,7 +20,6 @@
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "evwheel/connection.hpp"
@@ -32,6 +27,7 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
+#include "../bench/common/command_pipe.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
 
@@ -53,7 +49,6 @@ struct Message {
   uint64_t fds = 0;         // the child's open descriptors (0 when it has none to count with)
   int64_t rss_kib = -1;     // the child's VmRSS
 };
-static_assert(sizeof(Message) < PIPE_BUF, "one write, one message");
 
 inline int64_t rss_kib() {
   std::ifstream in("/proc/self/status");
@@ -63,84 +58,29 @@ inline int64_t rss_kib() {
   return -1;
 }
 
-inline void send_message(int fd, const Message& message) {
-  [[maybe_unused]] auto n = ::write(fd, &message, sizeof message);
-}
+inline void send_message(int fd, const Message& message) { command_pipe::send(fd, message); }
 
-// In the child: keeps 0, 1, 2 and the two pipe ends (moved to 3 and 4), closes the rest, so
-// the child holds none of the test's sockets and its descriptor count is its own.
-inline void keep_only_pipes(int& in, int& out) {
-  int high_in = ::fcntl(in, F_DUPFD_CLOEXEC, 600), high_out = ::fcntl(out, F_DUPFD_CLOEXEC, 600);
-  std::vector<int> open;
-  if (DIR* dir = ::opendir("/proc/self/fd")) {
-    while (dirent* entry = ::readdir(dir))
-      if (entry->d_name[0] != '.' && std::atoi(entry->d_name) != ::dirfd(dir)) open.push_back(std::atoi(entry->d_name));
-    ::closedir(dir);
-  }
-  for (int fd : open)
-    if (fd > 2 && fd != high_in && fd != high_out) ::close(fd);
-  in = ::dup3(high_in, 3, O_CLOEXEC);
-  out = ::dup3(high_out, 4, O_CLOEXEC);
-  ::close(high_in);
-  ::close(high_out);
-}
-
-// The parent's handle on one forked child.  The destructor kills (SIGKILL) and reaps a child
-// that has not finished, so a failed REQUIRE leaves no process behind.
-class Child {
+// The parent's handle on one forked child, keeping the opens and closes a client child reports
+// between the answers the test asks for.
+class Child : public command_pipe::ChildProcess<Message> {
  public:
-  // Runs body(commands, messages) -> exit status in a forked process.
+  // Runs body(commands, messages) -> exit status in a forked process; a body that throws
+  // sends a failure message ('x') first.
   template <class Body>
-  explicit Child(Body body) {
-    int to_child[2], from_child[2];
-    if (::pipe2(to_child, O_CLOEXEC) != 0) return;
-    if (::pipe2(from_child, O_CLOEXEC) != 0) {
-      ::close(to_child[0]);
-      ::close(to_child[1]);
-      return;
-    }
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int in = to_child[0], out = from_child[1];
-      keep_only_pipes(in, out);
-      int status = 5;
-      try {
-        status = body(in, out);
-      } catch (...) {
-        Message failed;
-        failed.kind = 'x';
-        send_message(out, failed);
-      }
-      ::_exit(status);  // no doctest, no atexit handlers in the child
-    }
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    commands_ = to_child[1];
-    messages_ = from_child[0];
-    if (pid_ < 0) close_pipes();
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    close_pipes();
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  bool started() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  void signal(int number) const { ::kill(pid_, number); }
-  bool command(char c) const { return ::write(commands_, &c, 1) == 1; }
+  explicit Child(Body body)
+      : ChildProcess([body](int in, int out) {
+          try {
+            return body(in, out);
+          } catch (...) {
+            Message failed;
+            failed.kind = 'x';
+            send_message(out, failed);
+            return 5;
+          }
+        }) {}
 
   // The next message of any kind, within `timeout`.
-  bool next(Message& message, Duration timeout = 5s) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-    pollfd p{messages_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(ms)) != 1) return false;
-    return ::read(messages_, &message, sizeof message) == static_cast<ssize_t>(sizeof message);
-  }
+  bool next(Message& message, Duration timeout = 5s) { return ChildProcess::next(message, timeout); }
   // Asks for a report; opens and closes that arrive first are kept in events.
   bool report(Message& message, Duration timeout = 5s) {
     if (!command('r')) return false;
@@ -162,37 +102,8 @@ class Child {
     for (const Message& m : events) n += m.kind == kind;
     return n;
   }
-  // Asks the child to quit and reaps it; its exit status, or -1 if it had to be killed.
-  int finish(Duration timeout = 5s) {
-    if (pid_ <= 0) return -1;  // never started, or already reaped
-    command('q');
-    int status = 0;
-    auto deadline = Clock::now() + timeout;
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, nullptr, 0);
-        pid_ = -1;
-        close_pipes();
-        return -1;
-      }
-      std::this_thread::sleep_for(2ms);
-    }
-    pid_ = -1;
-    close_pipes();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
 
   std::vector<Message> events;
-
- private:
-  void close_pipes() {
-    if (commands_ >= 0) ::close(commands_);
-    if (messages_ >= 0) ::close(messages_);
-    commands_ = messages_ = -1;
-  }
-  pid_t pid_ = -1;
-  int commands_ = -1, messages_ = -1;
 };
 
 // --- the server child ---------------------------------------------------------------------------
@@ -205,47 +116,26 @@ struct ServerConfig {
   long nofile = 0;            // RLIMIT_NOFILE soft limit for the child; 0 leaves it alone
 };
 
-// Reads the command pipe on the child's loop: 'r' answers with a report, 'q' (or EOF) stops.
-class ServerControl final : public evwheel::IoHandler {
- public:
-  ServerControl(evwheel::Reactor& reactor, evwheel::Endpoint& endpoint, evwheel::Listener& listener,
-                int in, int out)
-      : reactor_(reactor), endpoint_(endpoint), listener_(listener), in_(in), out_(out) {}
-  void report() const {
-    Message r;
-    r.kind = 'r';
-    r.port = listener_.port();
-    r.open = endpoint_.size();
-    r.accepted = listener_.stats().accepted;
-    r.shed_descriptors = listener_.stats().shed_descriptors;
-    r.shed_limit = listener_.stats().shed_limit;
-    r.pauses = listener_.stats().pauses;
-    const auto& hb = endpoint_.heartbeat_stats();
-    r.idle_closes = hb.idle_closes;
-    r.pings_sent = hb.pings_sent;
-    r.pongs_received = hb.pongs_received;
-    r.pings_answered = hb.pings_answered;
-    for (int i = 0; i < 8; ++i) r.closes[i] = endpoint_.stats().closes[i];
-    r.fds = open_fd_count();
-    r.rss_kib = rss_kib();
-    send_message(out_, r);
-  }
-  void on_io(uint32_t) override {
-    char command = 'q';
-    if (::read(in_, &command, 1) != 1) command = 'q';
-    if (command == 'r') report();
-    if (command == 'q') {
-      reactor_.remove(in_);
-      reactor_.stop();
-    }
-  }
-
- private:
-  evwheel::Reactor& reactor_;
-  evwheel::Endpoint& endpoint_;
-  evwheel::Listener& listener_;
-  int in_, out_;
-};
+// A report of the server child's state, sent for 'r'.
+inline Message server_report(const evwheel::Endpoint& endpoint, const evwheel::Listener& listener) {
+  Message r;
+  r.kind = 'r';
+  r.port = listener.port();
+  r.open = endpoint.size();
+  r.accepted = listener.stats().accepted;
+  r.shed_descriptors = listener.stats().shed_descriptors;
+  r.shed_limit = listener.stats().shed_limit;
+  r.pauses = listener.stats().pauses;
+  const auto& hb = endpoint.heartbeat_stats();
+  r.idle_closes = hb.idle_closes;
+  r.pings_sent = hb.pings_sent;
+  r.pongs_received = hb.pongs_received;
+  r.pings_answered = hb.pings_answered;
+  for (int i = 0; i < 8; ++i) r.closes[i] = endpoint.stats().closes[i];
+  r.fds = open_fd_count();
+  r.rss_kib = rss_kib();
+  return r;
+}
 
 // The body of a server child: pings every P, closes a peer silent for I, reports on request.
 // Sends one report as soon as it listens (so the test learns the port).
@@ -263,9 +153,10 @@ inline int run_server(const ServerConfig& config, int in, int out) {
   listener_options.address = config.address;
   listener_options.backlog = config.backlog;
   evwheel::Listener listener(endpoint, listener_options);
-  ServerControl control(reactor, endpoint, listener, in, out);
-  reactor.add(in, EPOLLIN, control);
-  control.report();
+  command_pipe::CommandReader commands(reactor, in, [&](char command) {
+    if (command == 'r') send_message(out, server_report(endpoint, listener));
+  });
+  send_message(out, server_report(endpoint, listener));
   reactor.run();
   return 0;
 }
@@ -283,9 +174,9 @@ struct ClientConfig {
 
 // Tells the test about every open and close as it happens; 'm' pauses reading on the oldest
 // open connection (it stays open but never answers again).
-class ClientHandler final : public evwheel::ConnectionHandler, public evwheel::IoHandler {
+class ClientHandler final : public evwheel::ConnectionHandler {
  public:
-  ClientHandler(evwheel::Reactor& reactor, int in, int out) : reactor_(reactor), in_(in), out_(out) {}
+  explicit ClientHandler(int out) : out_(out) {}
   void on_open(evwheel::Connection& connection) override {
     live_.push_back(&connection);
     Message m;
@@ -300,28 +191,20 @@ class ClientHandler final : public evwheel::ConnectionHandler, public evwheel::I
     m.error = error;
     send_message(out_, m);
   }
-  void on_io(uint32_t) override {
-    char command = 'q';
-    if (::read(in_, &command, 1) != 1) command = 'q';
+  void on_command(char command, const evwheel::Endpoint& endpoint) {
     if (command == 'm' && !live_.empty()) live_.front()->pause_reading();
     if (command == 'r') {
       Message r;
       r.kind = 'r';
       r.open = live_.size();
-      if (endpoint) r.pings_answered = endpoint->heartbeat_stats().pings_answered;
+      r.pings_answered = endpoint.heartbeat_stats().pings_answered;
       r.fds = open_fd_count();
       send_message(out_, r);
     }
-    if (command == 'q') {
-      reactor_.remove(in_);
-      reactor_.stop();
-    }
   }
-  const evwheel::Endpoint* endpoint = nullptr;  // set once it exists, for reports
 
  private:
-  evwheel::Reactor& reactor_;
-  int in_, out_;
+  int out_;
   std::vector<evwheel::Connection*> live_;
 };
 
@@ -332,9 +215,8 @@ inline int run_clients(const ClientConfig& config, int in, int out) {
     ::close(ns);
   }
   evwheel::Reactor reactor;
-  ClientHandler handler(reactor, in, out);
+  ClientHandler handler(out);
   evwheel::Endpoint endpoint(reactor, handler, loopback::options(evwheel::Side::client, config.interval, config.idle));
-  handler.endpoint = &endpoint;
   std::vector<std::unique_ptr<evwheel::Connector>> connectors;
   for (int i = 0; i < config.conns; ++i) {
     evwheel::ConnectorOptions o;
@@ -342,7 +224,7 @@ inline int run_clients(const ClientConfig& config, int in, int out) {
     connectors.push_back(std::make_unique<evwheel::Connector>(endpoint, o));
     connectors.back()->start();
   }
-  reactor.add(in, EPOLLIN, handler);
+  command_pipe::CommandReader commands(reactor, in, [&](char command) { handler.on_command(command, endpoint); });
   reactor.run();
   return 0;
 }

@@ -1,6 +1,7 @@
 // doc_blocks — documents that show an example file verbatim: the copy in the document is a
 // fenced ```cpp block directly after a marker line `<!-- NAME -->`, and a test compares it with
-// the file, so the document cannot rot (the example itself is compiled by `make`).
+// the file, so the document cannot rot (the example itself is compiled by `make`).  A block in
+// another language (```haproxy) is extracted the same way for a test that runs it.
 //
 // Files are read relative to the current directory (`make test` runs the tests from the
 // repository root), or to $EVWHEEL_SOURCE_DIR when set.
@@ -46,9 +47,10 @@ struct Extracted {
   std::string error;
 };
 
-// The ```cpp block right after the one line `marker` in `document` (named `name` in errors).
+// The ```LANGUAGE block right after the one line `marker` in `document` (named `name` in errors).
 inline Extracted extract_block(const std::string& document, const std::string& marker,
-                               const std::string& name = "README.md") {
+                               const std::string& name = "README.md", const std::string& language = "cpp") {
+  const std::string fence = "```" + language;
   std::vector<std::string> lines = split_lines(document);
   std::size_t i = 0;
   std::size_t markers = 0;
@@ -58,8 +60,8 @@ inline Extracted extract_block(const std::string& document, const std::string& m
   if (markers == 0) return {std::nullopt, name + " has no line '" + marker + "'"};
   if (markers > 1) return {std::nullopt, name + " has the line '" + marker + "' more than once"};
   i = marker_at + 1;
-  if (i >= lines.size() || lines[i] != "```cpp")
-    return {std::nullopt, "the line after '" + marker + "' in " + name + " is not '```cpp' (line " +
+  if (i >= lines.size() || lines[i] != fence)
+    return {std::nullopt, "the line after '" + marker + "' in " + name + " is not '" + fence + "' (line " +
                               std::to_string(marker_at + 2) + ")"};
   std::string block;
   for (++i; i < lines.size(); ++i) {
@@ -67,7 +69,7 @@ inline Extracted extract_block(const std::string& document, const std::string& m
     block += lines[i];
     block += '\n';
   }
-  return {std::nullopt, "the ```cpp block after '" + marker + "' in " + name + " is never closed"};
+  return {std::nullopt, "the " + fence + " block after '" + marker + "' in " + name + " is never closed"};
 }
 
 // "line N: <document> has X, <file> has Y" for the first difference.

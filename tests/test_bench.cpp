@@ -43,6 +43,15 @@ std::size_t lines(const std::string& text) {
   return n;
 }
 
+// The whole of `path`, which is then removed.
+std::string take_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  ::unlink(path.c_str());
+  return text.str();
+}
+
 // The number after "key": in a flat JSON text (the bench writes one key per field).
 double json_number(const std::string& json, const std::string& key) {
   std::size_t at = json.find("\"" + key + "\":");
@@ -52,7 +61,7 @@ double json_number(const std::string& json, const std::string& key) {
 
 }  // namespace
 
-TEST_CASE("evwheel-bench conns rejects bad arguments with one line and status 2") {
+TEST_CASE("evwheel-bench rejects bad arguments with one line and status 2") {
   const char* bad[] = {
       "conns --conns 0",
       "conns --conns -5",
@@ -62,11 +71,24 @@ TEST_CASE("evwheel-bench conns rejects bad arguments with one line and status 2"
       "conns --mute-fraction 1.5",
       "conns --codec xml",
       "conns --timers list",
+      "conns --timers both",
+      "conns --timers heap",
+      "conns --timers=",
       "conns --duration",
       "conns --frobnicate 1",
+      "conns --con 5",
       "conns --reactors 0",
-      "conns --reactors 2 --timers heap",
+      "conns --reactors 2 --timers lazy",
+      "conns --reactors 2 --timers all",
       "conns --reactors 2 --conns 100000",
+      "conns 5",
+      "timers --sizes 1e3,x",
+      "timers --only wheel,tree",
+      "floor --pairs=0",
+      "throughput --depth 0",
+      "soak --ping-interval-ms 600 --idle-timeout-ms 600",
+      "proxy --conns 10",
+      "default --conns 5",
       "nosuchmode",
   };
   for (const char* arguments : bad) {
@@ -76,6 +98,18 @@ TEST_CASE("evwheel-bench conns rejects bad arguments with one line and status 2"
     CHECK(lines(outcome.output) == 1);
     CHECK(outcome.output.rfind("evwheel-bench: ", 0) == 0);
   }
+}
+
+TEST_CASE("evwheel-bench conns --timers names the servers it takes in its one error line") {
+  Outcome outcome = run_bench("conns --timers both");
+  CHECK(outcome.output == "evwheel-bench: conns: bad --timers 'both' (want one of wheel, lazy, sweep, rearm, all)\n");
+}
+
+TEST_CASE("evwheel-bench: --help for a mode prints its usage and exits 0") {
+  Outcome outcome = run_bench("conns --help");
+  CHECK(outcome.status == 0);
+  CHECK(outcome.output.rfind("evwheel-bench conns ", 0) == 0);
+  CHECK(outcome.output.find("--timers wheel|lazy|sweep|rearm|all") != std::string::npos);
 }
 
 TEST_CASE("evwheel-bench conns on a busy port is a usage error") {
@@ -96,24 +130,27 @@ TEST_CASE("evwheel-bench conns on a busy port is a usage error") {
 }
 
 // Intervals long enough that a loaded machine cannot make a live client miss its grace.
-TEST_CASE("evwheel-bench conns runs every phase: all held, mutes detected, no false close") {
+TEST_CASE("evwheel-bench conns --timers all runs wheel, lazy and sweep through every phase and reports each against sweep and the floor") {
   std::string stem = "/tmp/evwheel-bench-test-" + std::to_string(::getpid());
   std::string json = stem + ".json";
   Outcome outcome = run_bench("conns --conns 300 --ping-interval-ms 200 --idle-timeout-ms 1000 --duration 0.5"
-                              " --mute-fraction 0.1 --timers both --floor-seconds 0.3 --json " + json +
-                              " --svg " + stem + ".svg");
+                              " --mute-fraction 0.1 --timers all --floor-seconds 0.3 --json " + json +
+                              " --svg=" + stem + ".svg");
   INFO(outcome.output);
   REQUIRE(outcome.status == 0);
-  std::ifstream in(json);
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string all = text.str();
-  ::unlink(json.c_str());
-  // Two runs (wheel, heap), each reporting the same shape.
-  for (const char* timers : {"\"timers\": \"wheel\"", "\"timers\": \"heap\""}) {
+  const std::string all = take_file(json);
+  const double floor = json_number(all, "floor_us_per_message");
+  const double sweep = json_number(all, "sweep_us_per_heartbeat");
+  CHECK(floor > 0);
+  CHECK(sweep > 0);
+  // Three runs, in this order, each reporting the same shape.
+  std::size_t previous = 0;
+  for (const char* timers : {"\"timers\": \"wheel\"", "\"timers\": \"lazy\"", "\"timers\": \"sweep\""}) {
     CAPTURE(timers);
     std::size_t at = all.find(timers);
     REQUIRE(at != std::string::npos);
+    CHECK(at > previous);
+    previous = at;
     std::string run = all.substr(at);
     CHECK(json_number(run, "held") == 300);
     CHECK(json_number(run, "connect_failures") == 0);
@@ -121,17 +158,44 @@ TEST_CASE("evwheel-bench conns runs every phase: all held, mutes detected, no fa
     CHECK(json_number(run, "muted") == 30);
     CHECK(json_number(run, "detected") == 30);
     CHECK(json_number(run, "leftover_processes") == 0);
+    const double us = json_number(run, "us_per_heartbeat");
+    CHECK(us > 0);
+    CHECK(json_number(run, "x_sweep") == doctest::Approx(us / sweep).epsilon(0.01));
+    CHECK(json_number(run, "x_floor") == doctest::Approx(us / floor).epsilon(0.01));
+    // 300 connections (1500 heartbeats/s) are too few for the figures noise swamps.
+    CHECK(run.find("\"kernel_slab_bytes_per_conn\": null") < run.find("\"rtt\""));
+    CHECK(run.find("\"extrapolated_conns_per_core_15s\": null") < run.find("\"rtt\""));
   }
   CHECK(outcome.output.find("FALSE CLOSES") != std::string::npos);
-  CHECK(json_number(all, "floor_us_per_message") > 0);
+  CHECK(outcome.output.find("x sweep (yardstick)") != std::string::npos);
+  CHECK(outcome.output.find("kernel bytes/conn (slab)") != std::string::npos);
+  CHECK(outcome.output.find("n/a (N < 2000)") != std::string::npos);
+  CHECK(outcome.output.find("n/a (< 5000 heartbeats/s)") != std::string::npos);
   // One timeline per run.
-  for (const std::string& svg : {stem + ".svg", stem + "-heap.svg"}) {
+  for (const std::string& svg : {stem + ".svg", stem + "-lazy.svg", stem + "-sweep.svg"}) {
     CAPTURE(svg);
-    std::ifstream file(svg);
-    std::stringstream content;
-    content << file.rdbuf();
-    CHECK(content.str().find("<svg") != std::string::npos);
-    CHECK(content.str().find("</svg>") != std::string::npos);
-    ::unlink(svg.c_str());
+    const std::string content = take_file(svg);
+    CHECK(content.find("<svg") != std::string::npos);
+    CHECK(content.find("</svg>") != std::string::npos);
   }
+}
+
+TEST_CASE("evwheel-bench conns --timers rearm (the heap timer restarted on every read) holds, detects, extrapolates at 5000 heartbeats/s") {
+  std::string json = "/tmp/evwheel-bench-rearm-" + std::to_string(::getpid()) + ".json";
+  Outcome outcome = run_bench("conns --conns 1000 --ping-interval-ms 200 --idle-timeout-ms 1000 --duration 0.3"
+                              " --timers rearm --codec seed --floor-seconds 0 --json " + json);
+  INFO(outcome.output);
+  REQUIRE(outcome.status == 0);
+  const std::string all = take_file(json);
+  CHECK(all.find("\"timers\": \"rearm\"") != std::string::npos);
+  CHECK(json_number(all, "held") == 1000);
+  CHECK(json_number(all, "false_closes") == 0);
+  CHECK(json_number(all, "detected") == 100);
+  CHECK(all.find("\"x_sweep\": null") != std::string::npos);  // no sweep run to compare with
+  CHECK(all.find("\"floor_us_per_message\": null") != std::string::npos);
+  CHECK(outcome.output.find("n/a (no sweep run)") != std::string::npos);
+  // 5000 heartbeats/s asked for: enough to extrapolate from; 1000 connections still too few
+  // for the machine-wide slab figure.
+  CHECK(json_number(all, "extrapolated_conns_per_core_15s") > 0);
+  CHECK(all.find("\"kernel_slab_bytes_per_conn\": null") != std::string::npos);
 }

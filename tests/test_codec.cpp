@@ -20,10 +20,18 @@
 namespace {
 
 using evwheel::Codec;
+using evwheel::CodecState;
 using evwheel::FramedCodec;
 using evwheel::Frame;
 using evwheel::FrameType;
 using evwheel::SeedCodec;
+
+// decode() with a fresh state.  The framed and seed codecs never write to their input, so a
+// read-only view may stand in for the writable bytes a connection passes.
+std::ptrdiff_t decode(const Codec& codec, std::string_view input, Frame& frame) {
+  CodecState state;
+  return codec.decode(const_cast<char*>(input.data()), input.size(), frame, state, 0);
+}
 
 // A decoded frame, copied out of the input so it survives the input being erased.
 struct Decoded {
@@ -37,6 +45,7 @@ const char* type_name(FrameType type) {
     case FrameType::data: return "data";
     case FrameType::ping: return "ping";
     case FrameType::pong: return "pong";
+    case FrameType::close: return "close";
   }
   return "?";
 }
@@ -44,7 +53,7 @@ const char* type_name(FrameType type) {
 // The whole frame (header and payload) as the codec encodes it; fails the test if it refuses.
 std::string encode(const Codec& codec, FrameType type, std::string_view payload) {
   char header[Codec::kMaxHeader];
-  int n = codec.encode_header(type, payload.size(), header);
+  int n = codec.encode_header(type, evwheel::MessageType::binary, payload.size(), nullptr, header);
   REQUIRE_MESSAGE(n > 0, "encode_header refused a ", type_name(type), " frame of ", payload.size(), " bytes");
   REQUIRE(static_cast<std::size_t>(n) <= Codec::kMaxHeader);
   return std::string(header, static_cast<std::size_t>(n)) + std::string(payload);
@@ -79,7 +88,7 @@ struct Reassembler {
     std::size_t consumed = 0;
     for (;;) {
       Frame frame;
-      std::ptrdiff_t n = codec.decode(std::string_view(pending).substr(consumed), frame);
+      std::ptrdiff_t n = decode(codec, std::string_view(pending).substr(consumed), frame);
       if (n < 0) return false;
       if (n == 0) break;
       REQUIRE(static_cast<std::size_t>(n) <= pending.size() - consumed);
@@ -96,13 +105,13 @@ struct Reassembler {
 void check_slow_drip(const Codec& codec, std::string_view wire, std::size_t frame_size) {
   Frame frame;
   for (std::size_t len = 0; len < frame_size; ++len) {
-    std::ptrdiff_t n = codec.decode(wire.substr(0, len), frame);
+    std::ptrdiff_t n = decode(codec, wire.substr(0, len), frame);
     if (n != 0) {
       FAIL_CHECK("decode of a ", len, "-byte prefix of a ", frame_size, "-byte frame returned ", n, ", expected 0");
       return;
     }
   }
-  CHECK(codec.decode(wire.substr(0, frame_size), frame) == static_cast<std::ptrdiff_t>(frame_size));
+  CHECK(decode(codec, wire.substr(0, frame_size), frame) == static_cast<std::ptrdiff_t>(frame_size));
 }
 
 }  // namespace
@@ -124,7 +133,7 @@ TEST_CASE("framed: data, ping and pong frames of 0, 1, 5, 65536 and max_frame by
         CHECK(wire.substr(0, 5) == framed_header(static_cast<uint32_t>(size), static_cast<uint8_t>(type)));
 
         Frame frame;
-        REQUIRE(codec.decode(wire, frame) == static_cast<std::ptrdiff_t>(wire.size()));
+        REQUIRE(decode(codec, wire, frame) == static_cast<std::ptrdiff_t>(wire.size()));
         CHECK(frame.type == type);
         CHECK(frame.payload.size() == size);
         CHECK(frame.payload == payload);
@@ -147,7 +156,7 @@ TEST_CASE("framed: decode needs more bytes for every strict prefix of a frame (s
       // Trailing bytes of a following frame do not change the answer for the first one.
       std::string two = wire + encode(codec, FrameType::pong, "xyz");
       Frame frame;
-      CHECK(codec.decode(two, frame) == static_cast<std::ptrdiff_t>(wire.size()));
+      CHECK(decode(codec, two, frame) == static_cast<std::ptrdiff_t>(wire.size()));
       CHECK(frame.type == type);
       CHECK(frame.payload.size() == size);
     }
@@ -162,20 +171,20 @@ TEST_CASE("framed: two and three concatenated frames decode one by one") {
 
   Frame frame;
   std::string two = a + b;
-  REQUIRE(codec.decode(two, frame) == static_cast<std::ptrdiff_t>(a.size()));
+  REQUIRE(decode(codec, two, frame) == static_cast<std::ptrdiff_t>(a.size()));
   CHECK(frame.type == FrameType::data);
   CHECK(frame.payload == "hello");
   std::string_view rest = std::string_view(two).substr(a.size());
-  REQUIRE(codec.decode(rest, frame) == static_cast<std::ptrdiff_t>(b.size()));
+  REQUIRE(decode(codec, rest, frame) == static_cast<std::ptrdiff_t>(b.size()));
   CHECK(frame.type == FrameType::ping);
   CHECK(frame.payload == "\x01\x02\x03\x04\x05\x06\x07\x08");
-  CHECK(codec.decode(rest.substr(b.size()), frame) == 0);
+  CHECK(decode(codec, rest.substr(b.size()), frame) == 0);
 
   std::string three = c + a + b;
   std::string_view view = three;
   std::vector<Decoded> got;
   while (!view.empty()) {
-    std::ptrdiff_t n = codec.decode(view, frame);
+    std::ptrdiff_t n = decode(codec, view, frame);
     REQUIRE(n > 0);
     got.push_back({frame.type, std::string(frame.payload)});
     view.remove_prefix(static_cast<std::size_t>(n));
@@ -192,18 +201,17 @@ TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the
     Frame frame;
     for (uint8_t type : {uint8_t{0}, uint8_t{1}, uint8_t{2}}) {
       std::string header = framed_header(max_frame + 1, type);
-      // Fewer than 4 bytes cannot be judged yet.
+      // Fewer than 4 bytes cannot be judged yet; the length alone, without the type byte or
+      // any payload, is refused at once (a seed "ping" read as a length never waits).
       for (std::size_t len = 0; len < 4; ++len)
-        CHECK(codec.decode(std::string_view(header).substr(0, len), frame) == 0);
-      // The length alone, no type byte yet: refused at once, not waited on.
-      CHECK(codec.decode(std::string_view(header).substr(0, 4), frame) == -1);
-      // The header alone, no payload at all: refused at once, not buffered.
-      CHECK(codec.decode(header, frame) == -1);
-      CHECK(codec.decode(header + "abc", frame) == -1);
+        CHECK(decode(codec, std::string_view(header).substr(0, len), frame) == 0);
+      CHECK(decode(codec, std::string_view(header).substr(0, 4), frame) == -1);
+      CHECK(decode(codec, header, frame) == -1);
+      CHECK(decode(codec, header + "abc", frame) == -1);
       // The largest length the header can express too.
-      CHECK(codec.decode(framed_header(0xffffffffu, type), frame) == -1);
+      CHECK(decode(codec, framed_header(0xffffffffu, type), frame) == -1);
       // Exactly max_frame is fine (incomplete, so 0).
-      CHECK(codec.decode(framed_header(max_frame, type), frame) == 0);
+      CHECK(decode(codec, framed_header(max_frame, type), frame) == 0);
     }
   }
 }
@@ -213,9 +221,9 @@ TEST_CASE("framed: a seed peer's \"ping\" or \"pong\" is a protocol error on its
   Frame frame;
   for (std::string token : {"ping", "pong"}) {
     CAPTURE(token);
-    for (std::size_t len = 0; len < 4; ++len) CHECK(codec.decode(token.substr(0, len), frame) == 0);
-    CHECK(codec.decode(token, frame) == -1);
-    CHECK(codec.decode(token + token, frame) == -1);
+    for (std::size_t len = 0; len < 4; ++len) CHECK(decode(codec, token.substr(0, len), frame) == 0);
+    CHECK(decode(codec, token, frame) == -1);
+    CHECK(decode(codec, token + token, frame) == -1);
   }
 }
 
@@ -223,12 +231,10 @@ TEST_CASE("seed: a framed peer's frame is a protocol error on its first byte") {
   SeedCodec codec;
   FramedCodec framed;
   Frame frame;
-  char header[Codec::kMaxHeader];
   for (FrameType type : {FrameType::data, FrameType::ping, FrameType::pong}) {
-    int size = framed.encode_header(type, 8, header);
-    REQUIRE(size == 5);
-    CHECK(codec.decode(std::string_view(header, 1), frame) == -1);
-    CHECK(codec.decode(std::string_view(header, 5), frame) == -1);
+    std::string wire = encode(framed, type, "12345678");
+    CHECK(decode(codec, wire.substr(0, 1), frame) == -1);
+    CHECK(decode(codec, wire, frame) == -1);
   }
 }
 
@@ -237,9 +243,9 @@ TEST_CASE("framed: an unknown type byte (3, 255) is a protocol error") {
   Frame frame;
   for (uint8_t type : {uint8_t{3}, uint8_t{4}, uint8_t{0x80}, uint8_t{255}}) {
     CAPTURE(static_cast<int>(type));
-    CHECK(codec.decode(framed_header(0, type), frame) == -1);            // complete, empty
-    CHECK(codec.decode(framed_header(3, type) + "abc", frame) == -1);    // complete, with payload
-    CHECK(codec.decode(framed_header(100, type), frame) == -1);          // payload still to come
+    CHECK(decode(codec, framed_header(0, type), frame) == -1);            // complete, empty
+    CHECK(decode(codec, framed_header(3, type) + "abc", frame) == -1);    // complete, with payload
+    CHECK(decode(codec, framed_header(100, type), frame) == -1);          // payload still to come
   }
 }
 
@@ -247,22 +253,22 @@ TEST_CASE("framed: encode_header refuses a payload above max_frame and accepts e
   char header[Codec::kMaxHeader];
   FramedCodec small(100);
   CHECK(small.max_frame() == 100);
-  CHECK(small.encode_header(FrameType::data, 100, header) == 5);
-  CHECK(small.encode_header(FrameType::data, 101, header) == -1);
-  CHECK(small.encode_header(FrameType::ping, 101, header) == -1);
-  CHECK(small.encode_header(FrameType::pong, 1000000, header) == -1);
+  CHECK(small.encode_header(FrameType::data, evwheel::MessageType::binary, 100, nullptr, header) == 5);
+  CHECK(small.encode_header(FrameType::data, evwheel::MessageType::binary, 101, nullptr, header) == -1);
+  CHECK(small.encode_header(FrameType::ping, evwheel::MessageType::binary, 101, nullptr, header) == -1);
+  CHECK(small.encode_header(FrameType::pong, evwheel::MessageType::binary, 1000000, nullptr, header) == -1);
 
   FramedCodec codec;
   CHECK(codec.max_frame() == FramedCodec::kDefaultMaxFrame);
-  CHECK(codec.encode_header(FrameType::data, FramedCodec::kDefaultMaxFrame, header) == 5);
-  CHECK(codec.encode_header(FrameType::data, FramedCodec::kDefaultMaxFrame + 1, header) == -1);
+  CHECK(codec.encode_header(FrameType::data, evwheel::MessageType::binary, FramedCodec::kDefaultMaxFrame, nullptr, header) == 5);
+  CHECK(codec.encode_header(FrameType::data, evwheel::MessageType::binary, FramedCodec::kDefaultMaxFrame + 1, nullptr, header) == -1);
 
   // A size_t payload that would wrap the 32-bit length field is refused, not truncated.
   FramedCodec huge(0xffffffffu);
-  CHECK(huge.encode_header(FrameType::data, 0xffffffffu, header) == 5);
+  CHECK(huge.encode_header(FrameType::data, evwheel::MessageType::binary, 0xffffffffu, nullptr, header) == 5);
   if constexpr (sizeof(std::size_t) > 4) {
-    CHECK(huge.encode_header(FrameType::data, std::size_t{1} << 32, header) == -1);
-    CHECK(huge.encode_header(FrameType::data, (std::size_t{1} << 32) + 5, header) == -1);
+    CHECK(huge.encode_header(FrameType::data, evwheel::MessageType::binary, std::size_t{1} << 32, nullptr, header) == -1);
+    CHECK(huge.encode_header(FrameType::data, evwheel::MessageType::binary, (std::size_t{1} << 32) + 5, nullptr, header) == -1);
   }
 }
 
@@ -281,7 +287,7 @@ TEST_CASE("framed: a ping with payload 01..08 is exactly the wire bytes of codec
   CHECK(encode(codec, FrameType::ping, payload) == want);
 
   Frame frame;
-  REQUIRE(codec.decode(want, frame) == 13);
+  REQUIRE(decode(codec, want, frame) == 13);
   CHECK(frame.type == FrameType::ping);
   CHECK(frame.payload == payload);
 }
@@ -298,29 +304,29 @@ TEST_CASE("seed: \"ping\" and \"pong\" decode as ping and pong with an empty pay
   SeedCodec codec;
   Frame frame;
   frame.payload = "junk";
-  REQUIRE(codec.decode("ping", frame) == 4);
+  REQUIRE(decode(codec, "ping", frame) == 4);
   CHECK(frame.type == FrameType::ping);
   CHECK(frame.payload.empty());
   frame.payload = "junk";
-  REQUIRE(codec.decode("pong", frame) == 4);
+  REQUIRE(decode(codec, "pong", frame) == 4);
   CHECK(frame.type == FrameType::pong);
   CHECK(frame.payload.empty());
   // Strict prefixes need more bytes.
   for (std::string_view token : {"ping", "pong"})
-    for (std::size_t len = 0; len < 4; ++len) CHECK(codec.decode(token.substr(0, len), frame) == 0);
+    for (std::size_t len = 0; len < 4; ++len) CHECK(decode(codec, token.substr(0, len), frame) == 0);
 }
 
 TEST_CASE("seed: \"pingpong\" decodes as two frames") {
   SeedCodec codec;
   std::string_view input = "pingpong";
   Frame frame;
-  REQUIRE(codec.decode(input, frame) == 4);
+  REQUIRE(decode(codec, input, frame) == 4);
   CHECK(frame.type == FrameType::ping);
   input.remove_prefix(4);
-  REQUIRE(codec.decode(input, frame) == 4);
+  REQUIRE(decode(codec, input, frame) == 4);
   CHECK(frame.type == FrameType::pong);
   input.remove_prefix(4);
-  CHECK(codec.decode(input, frame) == 0);
+  CHECK(decode(codec, input, frame) == 0);
 }
 
 TEST_CASE("seed: every split point of \"pingpongping\" fed incrementally yields ping, pong, ping") {
@@ -375,24 +381,24 @@ TEST_CASE("seed: a byte sequence that cannot become a token is a protocol error 
   }
   // Directly: the garbage is judged without waiting for 4 bytes.
   Frame frame;
-  CHECK(codec.decode("x", frame) == -1);
-  CHECK(codec.decode("pix", frame) == -1);
-  CHECK(codec.decode("PING", frame) == -1);
-  CHECK(codec.decode("pingx", frame) == 4);  // the first token is still whole
+  CHECK(decode(codec, "x", frame) == -1);
+  CHECK(decode(codec, "pix", frame) == -1);
+  CHECK(decode(codec, "PING", frame) == -1);
+  CHECK(decode(codec, "pingx", frame) == 4);  // the first token is still whole
 }
 
 TEST_CASE("seed: encode_header writes exactly \"ping\"/\"pong\" and refuses data or a payload") {
   SeedCodec codec;
   char header[Codec::kMaxHeader];
-  CHECK(codec.encode_header(FrameType::data, 0, header) == -1);
-  CHECK(codec.encode_header(FrameType::data, 5, header) == -1);
-  CHECK(codec.encode_header(FrameType::ping, 8, header) == -1);
-  CHECK(codec.encode_header(FrameType::pong, 1, header) == -1);
+  CHECK(codec.encode_header(FrameType::data, evwheel::MessageType::binary, 0, nullptr, header) == -1);
+  CHECK(codec.encode_header(FrameType::data, evwheel::MessageType::binary, 5, nullptr, header) == -1);
+  CHECK(codec.encode_header(FrameType::ping, evwheel::MessageType::binary, 8, nullptr, header) == -1);
+  CHECK(codec.encode_header(FrameType::pong, evwheel::MessageType::binary, 1, nullptr, header) == -1);
 
-  int n = codec.encode_header(FrameType::ping, 0, header);
+  int n = codec.encode_header(FrameType::ping, evwheel::MessageType::binary, 0, nullptr, header);
   REQUIRE(n == 4);
   CHECK(std::string(header, 4) == "ping");
-  n = codec.encode_header(FrameType::pong, 0, header);
+  n = codec.encode_header(FrameType::pong, evwheel::MessageType::binary, 0, nullptr, header);
   REQUIRE(n == 4);
   CHECK(std::string(header, 4) == "pong");
 }

@@ -3,59 +3,58 @@
 // [::1]:PORT and unix:/path work end to end, as a user would type them.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
-#include "example_process.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
+#include "programs.hpp"
 #include "temp_dir.hpp"
-
-using namespace example_process;
 
 namespace {
 
-// Reads the child's stderr until the latest `prefix` in it shows a count of at least `least`
+// Waits until the latest `prefix` in the program's stderr shows a count of at least `least`
 // (the examples print their counters once a second); that count, or -1 after 10 s.
-long wait_for_count(Child& child, std::string& seen, const std::string& prefix, long least) {
+long wait_for_count(const programs::Built& program, const std::string& prefix, long least) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  bool ended = false;
   for (;;) {
-    std::size_t at = seen.rfind(prefix);
-    long count = at == std::string::npos ? -1 : std::strtol(seen.c_str() + at + prefix.size(), nullptr, 10);
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    std::string text = program.stderr_text();
+    std::size_t at = text.rfind(prefix);
+    long count = at == std::string::npos ? -1 : std::strtol(text.c_str() + at + prefix.size(), nullptr, 10);
     if (count >= least) return count;
-    if (left.count() <= 0 || ended) return -1;
-    read_more(child.stderr_fd, seen, left, &ended);
+    if (std::chrono::steady_clock::now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 
-// hb_server on `listen` (its port read back when `listen` ends in :0), hb_client with two
-// connections to `connect` (PORT in it replaced by the server's port): the server's pings are
-// answered, and both exit 0 on SIGTERM.
+// hb_server on `listen` and hb_client with two connections to `connect` (PORT in it replaced by
+// the port the server printed): the server's pings are answered, and both exit 0 on SIGTERM.
 void check_heartbeats(const std::string& listen, std::string connect) {
-  Child server;
-  spawn(server, {binary("hb_server"), "--listen", listen, "--ping-interval-ms", "50", "--idle-timeout-ms", "10000"});
-  REQUIRE(server.pid > 0);
-  std::string server_output;
-  REQUIRE_MESSAGE(wait_for_output(server.stderr_fd, "(codec", server_output), "hb_server said: ", server_output);
+  programs::Built server({"hb_server", "--listen", listen, "--ping-interval-ms", "50", "--idle-timeout-ms", "10000"});
+  REQUIRE(server.started());
+  bool listening = server.wait_for_stderr("(codec");
+  INFO("hb_server said: ", server.stderr_text());
+  REQUIRE(listening);
   std::size_t port_at = connect.find("PORT");
   if (port_at != std::string::npos)
-    connect.replace(port_at, 4, std::to_string(number_after(server_output, "listening on port ")));
+    connect.replace(port_at, 4, std::to_string(programs::number_after(server.stderr_text(), "listening on port ")));
 
-  Child client;
-  spawn(client, {binary("hb_client"), "--connect", connect, "--conns", "2", "--ping-interval-ms", "50",
-                 "--idle-timeout-ms", "10000"});
-  REQUIRE(client.pid > 0);
-  std::string client_output;
-  INFO("hb_client --connect ", connect, " said: ", client_output);
-  CHECK(wait_for_count(client, client_output, "pongs-sent ", 1) >= 1);
-  CHECK(client_output.find("open 2 ") != std::string::npos);
-  CHECK(wait_for_count(server, server_output, "pongs ", 1) >= 1);
-  CHECK(terminate(client) == 0);
-  CHECK(terminate(server) == 0);
+  programs::Built client({"hb_client", "--connect", connect, "--conns", "2", "--ping-interval-ms", "50",
+                          "--idle-timeout-ms", "10000"});
+  REQUIRE(client.started());
+  CHECK(wait_for_count(client, "pongs-sent ", 1) >= 1);
+  INFO("hb_client --connect ", connect, " said: ", client.stderr_text());
+  CHECK(client.stderr_text().find("open 2 ") != std::string::npos);
+  CHECK(wait_for_count(server, "pongs ", 1) >= 1);
+  client.signal(SIGTERM);
+  CHECK(client.wait() == 0);
+  server.signal(SIGTERM);
+  CHECK(server.wait() == 0);
 }
 
 }  // namespace

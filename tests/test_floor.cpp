@@ -1,5 +1,5 @@
-// bench::measure_floor (bench/floor.hpp) on a few real loopback pairs: what it reports, that it
-// gives back every descriptor and the caller's CPU set, and that it caps the pairs to what
+// bench::measure_floor (bench/floor/floor.hpp) on a few real loopback pairs: what it reports, that
+// it gives back every descriptor and the caller's CPU set, and that it caps the pairs to what
 // RLIMIT_NOFILE leaves (in a forked child with a lowered limit, so the runner's stays as it is).
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 
 #include <stdexcept>
 
-#include "../bench/floor.hpp"
+#include "../bench/floor/floor.hpp"
 #include "fd_count.hpp"
 
 namespace {

@@ -3,16 +3,17 @@
 // peer, and scrapes /metrics over a raw socket until the peer shows up in the counters.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <string>
 
-#include "example_process.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
+#include "programs.hpp"
 
 using namespace loopback;
-using namespace example_process;
+using programs::number_after;
 
 namespace {
 
@@ -32,15 +33,14 @@ std::string get(uint16_t port, const std::string& target) {
 
 }  // namespace
 
-TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 for anything else") {
+TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics, 404 elsewhere, 405 for other methods") {
   const std::size_t fds = open_fd_count();
   {
-    Child server;
-    spawn(server, {binary("hb_server"), "--listen", "127.0.0.1:0", "--metrics-port", "0",
-                   "--ping-interval-ms", "100", "--idle-timeout-ms", "10000"});
-    REQUIRE(server.pid > 0);
-    std::string output;
-    bool started = wait_for_output(server.stderr_fd, "/metrics\n", output);
+    programs::Built server({"hb_server", "--listen", "127.0.0.1:0", "--metrics-port", "0", "--ping-interval-ms",
+                             "100", "--idle-timeout-ms", "10000"});
+    REQUIRE(server.started());
+    bool started = server.wait_for_stderr("/metrics\n");
+    const std::string output = server.stderr_text();
     INFO("hb_server said: ", output);
     REQUIRE(started);
     long listen_port = number_after(output, "listening on port ");
@@ -66,11 +66,12 @@ TEST_CASE("hb_server --metrics-port serves its counters at GET /metrics and 404 
     CHECK(response.find("# TYPE evwheel_rtt_seconds histogram\n") != std::string::npos);
 
     CHECK(get(static_cast<uint16_t>(metrics_port), "/").rfind("HTTP/1.1 404 Not Found\r\n", 0) == 0);
-    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+    CHECK(http(static_cast<uint16_t>(metrics_port), "POST /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0) == 0);
     CHECK(http(static_cast<uint16_t>(metrics_port), "nonsense\r\n\r\n").rfind("HTTP/1.1 400", 0) == 0);
 
     ::close(peer);
-    CHECK_MESSAGE(terminate(server) == 0, "hb_server did not exit 0 within 5 s of SIGTERM");
+    server.signal(SIGTERM);
+    CHECK_MESSAGE(server.wait() == 0, "hb_server did not exit 0 within 5 s of SIGTERM");
   }
   CHECK(open_fd_count() == fds);
 }

@@ -3,17 +3,12 @@
 // runner's own limits are untouched.
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -23,6 +18,7 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
+#include "../bench/common/command_pipe.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
 
@@ -137,23 +133,6 @@ struct ChildReport {
   int32_t last_error = 0;
 };
 
-// Leaves the child with exactly descriptors 0, 1, 2 and the pipe ends, moved to 3 and 4.
-void keep_only_pipes(int& in, int& out) {
-  int high_in = ::fcntl(in, F_DUPFD_CLOEXEC, 500), high_out = ::fcntl(out, F_DUPFD_CLOEXEC, 500);
-  std::vector<int> open;
-  if (DIR* dir = opendir("/proc/self/fd")) {
-    while (dirent* entry = readdir(dir))
-      if (entry->d_name[0] != '.' && std::atoi(entry->d_name) != dirfd(dir)) open.push_back(std::atoi(entry->d_name));
-    closedir(dir);
-  }
-  for (int fd : open)
-    if (fd > 2 && fd != high_in && fd != high_out) ::close(fd);
-  in = ::dup3(high_in, 3, O_CLOEXEC);
-  out = ::dup3(high_out, 4, O_CLOEXEC);
-  ::close(high_in);
-  ::close(high_out);
-}
-
 int64_t cpu_us_self() {
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
@@ -161,53 +140,31 @@ int64_t cpu_us_self() {
   return us(usage.ru_utime) + us(usage.ru_stime);
 }
 
-// The child's command pipe: 'r' writes a report, 'q' (or EOF) stops the loop.
-class ChildControl final : public IoHandler {
- public:
-  ChildControl(Reactor& reactor, Endpoint& endpoint, Listener& listener, int in, int out)
-      : reactor_(reactor), endpoint_(endpoint), listener_(listener), in_(in), out_(out) {}
-  void report() {
-    ChildReport r;
-    r.accepted = listener_.stats().accepted;
-    r.shed_descriptors = listener_.stats().shed_descriptors;
-    r.pauses = listener_.stats().pauses;
-    r.open = endpoint_.size();
-    r.cpu_us = cpu_us_self();
-    r.port = listener_.port();
-    r.ok = 1;
-    r.last_error = listener_.stats().last_error;
-    [[maybe_unused]] auto n = ::write(out_, &r, sizeof r);
-  }
-  void on_io(uint32_t) override {
-    char command = 'q';
-    if (::read(in_, &command, 1) != 1) command = 'q';
-    if (command == 'r') report();
-    if (command == 'q') {
-      reactor_.remove(in_);
-      reactor_.stop();
-    }
-  }
-
- private:
-  Reactor& reactor_;
-  Endpoint& endpoint_;
-  Listener& listener_;
-  int in_, out_;
-};
+ChildReport report(const Endpoint& endpoint, const Listener& listener) {
+  ChildReport r;
+  r.accepted = listener.stats().accepted;
+  r.shed_descriptors = listener.stats().shed_descriptors;
+  r.pauses = listener.stats().pauses;
+  r.open = endpoint.size();
+  r.cpu_us = cpu_us_self();
+  r.port = listener.port();
+  r.ok = 1;
+  r.last_error = listener.stats().last_error;
+  return r;
+}
 
 constexpr int kChildRoom = 6;  // descriptors left for connections once the server is set up
 
-[[noreturn]] void emfile_child(int in, int out) {
+// The server child: a report as soon as it listens, then one for each 'r'.  A child that
+// cannot set itself up reports ok = 0.
+int emfile_child(int in, int out) {
   // Room for the reactor (3), the listener and its reserve (2), and kChildRoom connections.
-  keep_only_pipes(in, out);
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   limit.rlim_cur = static_cast<rlim_t>(5 + 5 + kChildRoom);
-  int status = 0;
   if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    ChildReport failed;
-    [[maybe_unused]] auto n = ::write(out, &failed, sizeof failed);
-    ::_exit(3);
+    command_pipe::send(out, ChildReport{});
+    return 3;
   }
   try {
     Reactor reactor;
@@ -215,22 +172,16 @@ constexpr int kChildRoom = 6;  // descriptors left for connections once the serv
     // Served clients get a ping within 20 ms; nobody is closed for idleness during the test.
     Endpoint endpoint(reactor, quiet, options(Side::server, 20ms, 30s));
     Listener listener(endpoint, ListenerOptions{});
-    ChildControl control(reactor, endpoint, listener, in, out);
-    reactor.add(in, EPOLLIN, control);
-    control.report();
+    command_pipe::CommandReader commands(reactor, in, [&](char command) {
+      if (command == 'r') command_pipe::send(out, report(endpoint, listener));
+    });
+    command_pipe::send(out, report(endpoint, listener));
     reactor.run();
   } catch (...) {
-    ChildReport failed;
-    [[maybe_unused]] auto n = ::write(out, &failed, sizeof failed);
-    status = 4;
+    command_pipe::send(out, ChildReport{});
+    return 4;
   }
-  ::_exit(status);  // no doctest, no atexit handlers in the child
-}
-
-bool read_report(int fd, ChildReport& report) {
-  pollfd p{fd, POLLIN, 0};
-  if (::poll(&p, 1, 5000) != 1) return false;
-  return ::read(fd, &report, sizeof report) == static_cast<ssize_t>(sizeof report) && report.ok;
+  return 0;
 }
 
 }  // namespace
@@ -238,28 +189,15 @@ bool read_report(int fd, ChildReport& report) {
 TEST_CASE("EMFILE: a server out of descriptors sheds without spinning and serves again once some close") {
   const std::size_t fds = open_fd_count();
   {
-    int to_child[2], from_child[2];
-    REQUIRE(::pipe2(to_child, O_CLOEXEC) == 0);
-    REQUIRE(::pipe2(from_child, O_CLOEXEC) == 0);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(to_child[1]);
-      ::close(from_child[0]);
-      emfile_child(to_child[0], from_child[1]);
-    }
-    ::close(to_child[0]);
-    ::close(from_child[1]);
-    const int command = to_child[1], answers = from_child[0];
-    auto ask = [&](ChildReport& report) {
-      char r = 'r';
-      return ::write(command, &r, 1) == 1 && read_report(answers, report);
-    };
+    command_pipe::ChildProcess<ChildReport> child(emfile_child);
+    REQUIRE(child.started());
+    auto read_report = [&](ChildReport& report) { return child.next(report, 5s) && report.ok; };
+    auto ask = [&](ChildReport& report) { return child.command('r') && read_report(report); };
     auto no_pump = [] { std::this_thread::sleep_for(2ms); };
     std::vector<int> clients;
 
     ChildReport start;
-    bool child_up = read_report(answers, start);
+    bool child_up = read_report(start);
     CHECK(child_up);
     if (child_up) {
       const auto port = static_cast<uint16_t>(start.port);
@@ -340,23 +278,8 @@ TEST_CASE("EMFILE: a server out of descriptors sheds without spinning and serves
       }
     }
 
-    char quit = 'q';
-    [[maybe_unused]] auto n = ::write(command, &quit, 1);
-    int status = -1;
-    auto deadline = Clock::now() + 5s;
-    while (::waitpid(pid, &status, WNOHANG) == 0) {
-      if (Clock::now() > deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(child.finish() == 0);
     for (int fd : clients) ::close(fd);
-    ::close(command);
-    ::close(answers);
   }
   CHECK(open_fd_count() == fds);
 }

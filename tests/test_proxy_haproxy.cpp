@@ -8,7 +8,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,7 +16,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,33 +26,12 @@
 #include "evwheel/reactor.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
-
-extern char** environ;
+#include "programs.hpp"
 
 using namespace evwheel;
 using namespace loopback;
 
 namespace {
-
-// haproxy on PATH, else where Debian installs it (/usr/sbin is not on every user's PATH); "" if none.
-std::string find_haproxy() {
-  std::vector<std::string> candidates;
-  std::istringstream path(std::getenv("PATH") ? std::getenv("PATH") : "");
-  for (std::string dir; std::getline(path, dir, ':');)
-    if (!dir.empty()) candidates.push_back(dir + "/haproxy");
-  candidates.push_back("/usr/sbin/haproxy");
-  candidates.push_back("/usr/local/sbin/haproxy");
-  for (const std::string& candidate : candidates)
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  return "";
-}
-
-std::string read_file(const std::string& name) {
-  std::ifstream in(name);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // One evwheel server behind HAProxy: pings every 30 ms, echoes data, records the client
 // address each connection reports in on_open and the failures of its PROXY handshakes.
@@ -101,31 +78,10 @@ struct Client {
   }
 };
 
-// Starts `binary -f config -db` with `inherited` descriptors at the numbers `at` (for fd@N binds)
-// and stdout/stderr into `log`; returns the pid, or -1.
-pid_t spawn_haproxy(const std::string& binary, const std::string& config, const std::string& log,
-                    const std::vector<int>& inherited, const std::vector<int>& at) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  // dup2 to a new number clears FD_CLOEXEC there: only these survive the exec.
-  for (std::size_t i = 0; i < inherited.size(); ++i) posix_spawn_file_actions_adddup2(&actions, inherited[i], at[i]);
-  std::vector<std::string> args = {binary, "-f", config, "-db"};
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int error = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return error == 0 ? pid : -1;
-}
-
 }  // namespace
 
 TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client address and framed traffic come through") {
-  std::string haproxy = find_haproxy();
+  std::string haproxy = programs::find("haproxy");
   if (haproxy.empty()) {
     MESSAGE("SKIPPED: haproxy is not installed (apt-get install haproxy); the real-HAProxy PROXY protocol test did not run");
     return;
@@ -158,7 +114,7 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
           << "backend be_v2\n    server evwheel 127.0.0.1:" << v2.listener.port()
           << " send-proxy-v2 proxy-v2-options crc32c\n";  // a TLV for the parser to skip
     }
-    pid_t pid = spawn_haproxy(haproxy, config, log, {front1_fd, front2_fd}, at);
+    pid_t pid = programs::spawn_haproxy(haproxy, config, log, {front1_fd, front2_fd}, at);
     REQUIRE(pid > 0);
     ::close(front1_fd);  // haproxy has its own copies now
     ::close(front2_fd);
@@ -182,7 +138,7 @@ TEST_CASE("behind a real HAProxy (send-proxy and send-proxy-v2) the client addre
               << v1.endpoint.heartbeat_stats().pongs_received << "/" << v2.endpoint.heartbeat_stats().pongs_received
               << ", refused " << v1.failures() << "/" << v2.failures() << ", awaiting "
               << v1.listener.awaiting_header() << "/" << v2.listener.awaiting_header() << "\nhaproxy output:\n"
-              << read_file(log));
+              << programs::read_file(log));
     CHECK(through);
     REQUIRE(v1.clients.size() == 1);
     REQUIRE(v2.clients.size() == 1);

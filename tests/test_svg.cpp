@@ -1,6 +1,6 @@
-// bench::write_svg (bench/svg.hpp): what the file holds — escaped text, one line per unbroken
-// run of a series, a dashed line per marker, tick labels on nice steps — and the error for a
-// file that cannot be written.
+// bench::write_svg (bench/common/svg.hpp): what the file holds — escaped text, one line per
+// unbroken run of a series, a dashed line per marker, tick labels on nice steps — and the error for
+// a file that cannot be written.
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <sstream>
 #include <string>
 
-#include "../bench/svg.hpp"
+#include "../bench/common/svg.hpp"
 #include "fd_count.hpp"
 
 namespace {

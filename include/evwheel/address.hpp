@@ -60,6 +60,8 @@ class Address {
   const sockaddr* get() const noexcept { return &storage_.any; }
   socklen_t length() const noexcept { return length_; }
   uint16_t port() const noexcept;  // IPv4 and IPv6; 0 for the other families
+  // As a SocketAddress (what Endpoint::adopt_proxied takes); AF_UNSPEC unless IPv4 or IPv6.
+  SocketAddress ip() const noexcept;
   // The file of a unix:/path address (what a listener unlinks); empty for every other address,
   // abstract and unnamed Unix ones included.
   std::string_view unix_path() const noexcept;
@@ -91,10 +93,5 @@ struct HostName {
   // and dots; longer than 253).
   static std::optional<HostName> parse(std::string_view text);
 };
-
-// IPv4 only, for callers that hold a sockaddr_in: Address::parse() with the result required to
-// be IPv4 (anything else throws std::invalid_argument), and its HOST:PORT text.
-sockaddr_in parse_address(std::string_view text);
-std::string to_string(const sockaddr_in& address);
 
 }  // namespace evwheel

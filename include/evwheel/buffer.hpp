@@ -21,6 +21,7 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
 
   const char* data() const noexcept { return data_ + begin_; }
+  char* data() noexcept { return data_ + begin_; }
   std::size_t size() const noexcept { return end_ - begin_; }
   bool empty() const noexcept { return begin_ == end_; }
   std::size_t capacity() const noexcept { return capacity_; }

@@ -61,13 +61,19 @@ class ConnectionHandler {
  public:
   virtual ~ConnectionHandler() = default;
   virtual void on_open(Connection&) {}
+  // A data message: framed data, or a WebSocket binary message (whole, however it was
+  // fragmented).
   virtual void on_message(Connection&, std::string_view) {}
-  // `error` is the errno behind reset/error closes, else 0.
+  // A WebSocket text message (valid UTF-8, whole); by default handed to on_message.
+  virtual void on_text(Connection& connection, std::string_view text) { on_message(connection, text); }
+  // `error` is the errno behind reset/error closes, else 0.  For a WebSocket connection,
+  // Connection::close_code() says the close code.
   virtual void on_close(Connection&, CloseReason, int /*error*/) {}
   // Queued output rose above the endpoint's high-water mark; on_drain follows when it is sent.
   virtual void on_high_water(Connection&, std::size_t /*queued*/) {}
   virtual void on_drain(Connection&) {}
-  // A Connector's attempt failed (`error` is the errno; ETIMEDOUT for the connect timeout).
+  // A Connector's attempt failed (`error` is the errno; ETIMEDOUT for the connect timeout,
+  // EPROTO for a WebSocket handshake the server refused).
   virtual void on_connect_error(Connector&, int /*error*/) {}
 };
 
@@ -92,21 +98,27 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   // Unique for the life of the process (connection_id.hpp): keep it, not the pointer, to reach
   // this connection later (Endpoint::find, Endpoint::send, ReactorPool::send).
   ConnectionId id() const noexcept;
-  bool open() const noexcept { return state_ == State::open; }
+  bool open() const noexcept { return state() == State::open; }
   Endpoint& endpoint() const noexcept;
 
-  // Sends one data frame.  Writes at once when nothing is queued, queues the rest.  Returns
+  // Sends one data message.  Writes at once when nothing is queued, queues the rest.  Returns
   // false (sending nothing) when the connection is not open, or the codec cannot carry the
   // payload (seed carries no data; framed refuses payloads above its max_frame); may close the
-  // connection (output_overflow, reset) and then also returns false.
-  bool send(std::string_view payload);
+  // connection (output_overflow, reset) and then also returns false.  send() is binary,
+  // send_text() text (the same for codecs without message types).
+  bool send(std::string_view payload) { return send_message(payload, MessageType::binary); }
+  bool send_text(std::string_view text) { return send_message(text, MessageType::text); }
   // Sends a ping now (the heartbeat sends them by itself; this is for client-driven probing).
   bool ping();
   // Half-close: no more sends; our FIN goes out once queued output has drained.  The
   // connection closes when the peer closes too (peer_closed) or the idle timeout hits.
   void shutdown();
-  // Closes now (reason local_close), dropping queued output; on_close runs before it returns.
-  void close() { close(CloseReason::local_close, 0); }
+  // Closes with reason local_close, dropping queued output.  For a codec with close frames
+  // (WebSocket) it sends one (code 1000) and closes when the peer's answers — data that comes
+  // meanwhile is dropped — or after the codec's close timeout; on_close runs then.  Otherwise
+  // (framed, seed, or a half-closed connection) it closes now and on_close runs before close()
+  // returns.
+  void close();
   // Backpressure on input: stop reading from the socket, and resume.  While paused the peer
   // is not judged idle (its bytes wait in our socket, they are not missing); pings still go out.
   void pause_reading();
@@ -116,6 +128,11 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   std::size_t queued() const noexcept;     // output bytes not yet accepted by the kernel
   using HeartbeatEntry::rtt;               // smoothed ping round trip; zero before the first
   using HeartbeatEntry::last_receive;      // when the last byte arrived (the reactor's clock)
+  // Inside on_close of a connection whose codec has close frames: the close code — the
+  // peer's (1005 when its close frame had none), ours (1000 for close(), 1001 for a drain,
+  // 1002/1007/1009 for a protocol error), or 1006 when the connection ended without a close
+  // frame.  0 for other codecs, and outside on_close.
+  uint16_t close_code() const noexcept;
   // The client's address: the one a PROXY header named (Endpoint::adopt_proxied), else the
   // socket's peer (a Unix client is "unix:", see address.hpp); family AF_UNSPEC when the
   // socket no longer has one (it was reset).
@@ -131,12 +148,19 @@ class Connection final : private IoHandler, private HeartbeatEntry {
 
  private:
   friend class Endpoint;
-  enum class State : uint8_t { open, half_closed, closed };
+  enum class State : uint8_t {
+    open,
+    half_closed,  // shutdown(): no more sends
+    closing,      // our close frame went out; waiting for the peer's
+    closed,       // out of epoll and the wheel; reclaimed once no callback of it runs
+  };
 
+  State state() const noexcept { return static_cast<State>(state_); }
+  void set_state(State state) noexcept { state_ = static_cast<uint8_t>(state) & 3u; }
   void on_io(uint32_t events) override;
   static void on_heartbeat(TimerEntry& entry);
   void check_liveness();
-  bool asking() const noexcept { return state_ == State::open; }  // may send a ping
+  bool asking() const noexcept { return state() == State::open; }  // may send a ping
   bool notify_open();  // runs on_open; false if the connection closed (and was reclaimed)
   // send() for a message that does not come from this connection's own callbacks (a letter,
   // a broadcast): an exception from on_high_water closes this connection, not the caller's.
@@ -146,30 +170,40 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   template <class Body>
   bool guarded(Body&& body);
   void read_input();
-  bool take_input(const char* bytes, std::size_t size);
-  bool consume_frames(const char* bytes, std::size_t size, std::size_t* used);
+  bool take_input(char* bytes, std::size_t size);
+  bool consume_frames(char* bytes, std::size_t size, std::size_t* used);
   void dispatch_frame(const Frame& frame);
+  void assemble(const Frame& frame);
+  void deliver(std::string_view payload, MessageType type);
   void on_pong(const Frame& frame);
+  void on_close_frame(const Frame& frame);
+  void on_protocol_error(uint16_t code);
   void on_peer_eof();
+  bool send_message(std::string_view payload, MessageType type);
   bool send_ping(bool scheduled);
-  bool send_frame(FrameType type, const char* payload, std::size_t size);
+  bool send_close_frame(uint16_t code);
+  bool send_frame(FrameType type, MessageType message, const char* payload, std::size_t size);
   bool write_parts(const char* head, std::size_t head_size, const char* body, std::size_t body_size);
   bool queue_output(const char* head, std::size_t head_size, const char* body,
                     std::size_t body_size, std::size_t already_sent);
   void flush_output();
   void update_interest();  // epoll interest from peer_eof_, read_paused_ and pending output
-  void close(CloseReason reason, int error);
+  // Starts the close handshake (codecs with close frames) or closes now.
+  void close_gracefully(uint16_t code, CloseReason reason);
+  void close(CloseReason reason, int error, uint16_t code = 0);
   void fail(int error);   // close for a socket errno: reset or error
 
   // Field order packs into 104 bytes after the vptr and the 56-byte HeartbeatEntry; keep it so
   // (see the static_assert in connection.cpp).
-  State state_ = State::open;
-  uint8_t busy_ = 0;                 // nested callbacks of this connection running
+  uint8_t state_ : 2;                // State
   bool read_armed_ : 1;              // EPOLLIN registered
   bool write_armed_ : 1;             // EPOLLOUT registered
   bool read_paused_ : 1;             // pause_reading()
   bool peer_eof_ : 1;                // the peer sent FIN; close once output drains
   bool high_water_ : 1;              // on_high_water fired, on_drain not yet
+  bool closing_shutdown_ : 1;        // closing for a drain (reason shutdown), not close()
+  uint8_t busy_ = 0;                 // nested callbacks of this connection running
+  CodecState codec_state_;           // the codec's, between frames
   int fd_;
   detail::Engine* engine_;
   Buffer* input_ = nullptr;          // only an incomplete frame

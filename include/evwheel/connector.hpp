@@ -18,11 +18,17 @@
 // a negative error: the getaddrinfo code (EAI_NONAME: no such host; EAI_AGAIN: the DNS server
 // did not answer) — errno values are positive, and connect_error_string() names both.
 //
+// WebSocket: when the endpoint's codec is a WebSocketCodec, the Connector sends the opening
+// handshake once TCP is up and hands the socket over only after a valid 101 (within the same
+// connect_timeout); a refused or malformed answer fails that address with EPROTO (logged with
+// the reason), and the next address is tried, as for any other failure.
+//
 // Backoff: pass n waits min(backoff_max, backoff_initial * 2^(n-1)), of which a random half is
 // dropped ("equal jitter"), so clients cut off together do not come back together.  A
 // successful connect resets the count.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,6 +39,7 @@
 #include "evwheel/address.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace evwheel {
 
@@ -69,10 +76,11 @@ class Connector final : private IoHandler, private CloseObserver {
   void stop();   // no further attempts; an established connection stays open
   State state() const noexcept { return state_; }
   Connection* connection() const noexcept { return connection_; }
-  uint64_t attempts() const noexcept { return attempts_; }  // connects begun, one per address tried
+  // Attempts (passes) begun: each ends in a connection or in one on_connect_error.
+  uint64_t attempts() const noexcept { return attempts_; }
   // The last failure as on_connect_error reports it (see connect_error_string), 0 before any.
   int last_error() const noexcept { return last_error_; }
-  // The address being tried, or connected to; AF_UNSPEC before the first connect.
+  // The address being tried, connected to, or tried last; AF_UNSPEC before the first.
   const Address& remote() const noexcept { return remote_; }
 
  private:
@@ -83,6 +91,8 @@ class Connector final : private IoHandler, private CloseObserver {
   void try_next();  // connects to the next untried address of the pass, or fails the pass
   bool open_socket(const Address& remote);  // false: failed at once (last_error_ set)
   void connected();
+  void start_handshake();
+  void read_handshake(uint32_t events);
   void address_failed(int error);
   void pass_failed(int error);
   void retry_later();
@@ -94,6 +104,9 @@ class Connector final : private IoHandler, private CloseObserver {
   Endpoint& endpoint_;
   Reactor& reactor_;
   ConnectorOptions options_;
+  const WebSocketCodec* websocket_;  // the endpoint's codec, when it speaks WebSocket
+  bool handshaking_ = false;         // TCP is up; the WebSocket handshake is not done
+  std::array<char, 24> websocket_key_{};  // Sec-WebSocket-Key of the handshake under way
   std::optional<HostName> name_;   // set when options_.address is NAME:PORT
   std::vector<Address> addresses_;  // this pass's, in the order they are tried
   std::size_t next_address_ = 0;

@@ -45,6 +45,9 @@ struct EndpointOptions {
   SocketOptions socket;
   std::size_t high_water = 1u << 20;       // queued output that triggers on_high_water
   std::size_t max_output = 16u << 20;      // queued output that closes (output_overflow)
+  // A close handshake (codecs with close frames: WebSocket) waits this long for the peer's
+  // close frame before it resets the connection.
+  Duration close_timeout = std::chrono::seconds(5);
   std::size_t read_size = 64u << 10;       // the scratch area each read lands in
 
   // Throws std::invalid_argument naming the bad field (and see HeartbeatPolicy::validate).
@@ -81,11 +84,18 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   // heartbeat and calls on_open.  Returns null if the socket options cannot be set; the
   // descriptor is closed then.  `observer` (may be null) is told when the connection closes.
   // While draining, adopt() refuses: it closes `fd` and returns null.
-  Connection* adopt(int fd, CloseObserver* observer = nullptr);
+  Connection* adopt(int fd, CloseObserver* observer = nullptr) { return adopt(fd, Adoption{observer, nullptr, nullptr}); }
   // adopt() for a socket whose real client is `client` (a PROXY protocol header named it):
   // Connection::peer_address() reports `client` for this connection, from on_open through
   // on_close.
-  Connection* adopt_proxied(int fd, const SocketAddress& client);
+  Connection* adopt_proxied(int fd, const SocketAddress& client) { return adopt(fd, Adoption{nullptr, &client, nullptr}); }
+  // Everything adopt() can be told at once.
+  struct Adoption {
+    CloseObserver* observer = nullptr;      // told when the connection closes
+    const SocketAddress* client = nullptr;  // the real client, as a PROXY header named it
+    void* context = nullptr;                // Connection::context() from on_open on
+  };
+  Connection* adopt(int fd, const Adoption& adoption);
   void close_all(CloseReason reason = CloseReason::shutdown);
 
   // Connection handles.  find() (loop thread) returns the open connection `id` names, or null
@@ -103,7 +113,8 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   // connection that keeps falling behind through its own sends.  On the loop thread returns
   // sent; from another, queued or mailbox_full.
   SendResult broadcast(std::string_view payload);
-  // Calls visit(Connection&) for every open connection, in descriptor order (loop thread).
+  // Calls visit(Connection&) for every connection not yet closed (open, half-closed, or in its
+  // close handshake), in descriptor order (loop thread).
   // `visit` may send, close, or close others.
   template <class Visit>
   void for_each(Visit&& visit);
@@ -138,7 +149,6 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
   };
   static Connection& in(Slot& slot) noexcept;
 
-  Connection* admit(int fd, CloseObserver* observer, const SocketAddress* client);
   void receive(const Mailbox::Letter& letter) override;
   void broadcast_now(std::string_view payload);
   void closed(Connection& connection, CloseReason reason, int error) noexcept override;
@@ -165,7 +175,7 @@ void Endpoint::for_each(Visit&& visit) {
   // A close may close others (from on_close): the table looks at each slot's bit again.
   connections_.for_each([&](int, Slot& slot) {
     Connection& connection = in(slot);
-    if (connection.open() || connection.state_ == Connection::State::half_closed) visit(connection);
+    if (connection.state() != Connection::State::closed) visit(connection);
   });
 }
 

@@ -51,6 +51,7 @@ class Engine {
     std::size_t read_size;   // the scratch area each read lands in
     std::size_t high_water;  // queued output that triggers on_high_water
     std::size_t max_output;  // queued output that closes (output_overflow)
+    Duration close_timeout;  // how long a close handshake waits for the peer's close frame
   };
 
   Engine(Reactor& reactor, ConnectionHandler& handler, Owner& owner, Endpoint& endpoint,
@@ -73,6 +74,22 @@ class Engine {
   // Clients named by PROXY headers, by descriptor (Endpoint::adopt_proxied).  Chunks appear
   // only when proxied connections come, so endpoints without the PROXY protocol pay nothing.
   FdTable<SocketAddress, 256> proxied_clients;
+  // Fragmented messages being put together, by descriptor: like the buffers, borrowed only
+  // while a connection is in the middle of one.
+  FdTable<Buffer*, 256> messages;
+  const bool close_frames;   // the codec has close frames (WebSocket): closes say goodbye
+  uint16_t close_code = 0;   // of the connection whose on_close runs (Connection::close_code)
+
+  // Four fresh random bytes to mask a payload with (a codec that masks_payload()): taken from
+  // getrandom(2) in batches, so a mask costs no system call of its own.  Throws
+  // std::system_error if getrandom fails.
+  void mask_key(uint8_t key[4]);
+
+ private:
+  static bool has_close_frames(const Codec& codec) noexcept;
+  static constexpr std::size_t kRandomBatch = 256;
+  std::unique_ptr<uint8_t[]> random_;
+  std::size_t random_left_ = 0;
 };
 
 }  // namespace detail

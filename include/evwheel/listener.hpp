@@ -19,7 +19,9 @@
 // PROXY protocol (proxy_protocol != off): each accepted socket first waits in a ProxyGate (see
 // proxy_gate.hpp) for the header a proxy such as HAProxy sends; the Endpoint gets it, and
 // on_open runs, only once the header is in, and Connection::peer_address() then reports the
-// client the header named.  Sockets still waiting count toward max_connections.
+// client the header named.  WebSocket (the endpoint's codec is a WebSocketCodec): each socket
+// then waits in a WebSocketGate (websocket_gate.hpp) until its opening handshake is answered.
+// Sockets still waiting in either count toward max_connections.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +34,7 @@
 #include "evwheel/proxy_gate.hpp"
 #include "evwheel/proxy_protocol.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/websocket_gate.hpp"
 
 namespace evwheel {
 
@@ -58,6 +61,7 @@ struct ListenerStats {
   uint64_t accept_errors = 0;     // accept failures other than the transient ones (EAGAIN, EINTR, ...)
   int last_error = 0;
   uint64_t proxy_failures[kProxyErrors] = {};  // by ProxyError: reset before their header was in
+  WebSocketGateStats websocket;                // handshakes, when the endpoint speaks WebSocket
 };
 
 class Listener final : private IoHandler {
@@ -84,8 +88,10 @@ class Listener final : private IoHandler {
   // steering program); do not close it.
   int fd() const noexcept { return fd_; }
   const ListenerStats& stats() const noexcept { return stats_; }
-  // Accepted sockets whose PROXY header has not arrived yet.
+  // Accepted sockets whose PROXY header has not arrived yet, and whose WebSocket handshake is
+  // not done yet.
   std::size_t awaiting_header() const noexcept { return gate_ ? gate_->waiting() : 0; }
+  std::size_t handshaking() const noexcept { return websocket_gate_ ? websocket_gate_->waiting() : 0; }
 
  private:
   void on_io(uint32_t events) override;
@@ -93,7 +99,7 @@ class Listener final : private IoHandler {
   bool out_of_descriptors(int error);  // false: end this batch (the queue is empty, or accepting paused)
   void pause();
   void shed(int fd) noexcept;
-
+  void admit(int fd, const SocketAddress* client);  // past the PROXY header, if any
   Endpoint& endpoint_;
   Reactor& reactor_;
   ListenerOptions options_;
@@ -103,7 +109,10 @@ class Listener final : private IoHandler {
   std::unique_ptr<SocketFile> socket_file_;  // a unix:/path listener's
   TimerId resume_timer_ = 0;
   ListenerStats stats_;
-  std::unique_ptr<ProxyGate> gate_;  // only with the PROXY protocol; after the members it uses
+  // After the members they use.  The WebSocket gate comes second: a PROXY header is first on
+  // the wire.
+  std::unique_ptr<WebSocketGate> websocket_gate_;  // only when the endpoint speaks WebSocket
+  std::unique_ptr<ProxyGate> gate_;                // only with the PROXY protocol
 };
 
 }  // namespace evwheel

@@ -1,7 +1,7 @@
 // proxy_gate — where a Listener with the PROXY protocol keeps accepted sockets until their
 // header has arrived.  It then takes exactly the header's bytes off the socket (it only peeks
 // before that), so application bytes that came in the same segment stay for the Connection,
-// and hands the socket to the Endpoint with the client the header named.  A socket whose
+// and hands the socket on (to the Endpoint, or a WebSocketGate) with the client the header named.  A socket whose
 // header is refused by the parser, is not complete within the timeout, or whose peer leaves
 // first, is reset (SO_LINGER 0), counted by ProxyError and reported to the error callback.
 //
@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "evwheel/address.hpp"
-#include "evwheel/endpoint.hpp"
 #include "evwheel/proxy_protocol.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/timer_wheel.hpp"
@@ -34,9 +33,13 @@ using ProxyErrorCallback = std::function<void(ProxyError, const SocketAddress& p
 
 class ProxyGate {
  public:
+  // Where a socket goes once its header is in: `client` is the client the header named, null
+  // for a LOCAL header (a health check from the proxy itself).
+  using Next = std::function<void(int fd, const SocketAddress* client)>;
+
   // `failures` (counts by ProxyError) and `on_error` (may be empty) must outlive the gate.
-  ProxyGate(Endpoint& endpoint, ProxyProtocol accepted, Duration timeout, uint64_t (&failures)[kProxyErrors],
-            const ProxyErrorCallback& on_error);
+  ProxyGate(Reactor& reactor, Next next, ProxyProtocol accepted, Duration timeout,
+            uint64_t (&failures)[kProxyErrors], const ProxyErrorCallback& on_error);
   // Resets every socket still waiting (not counted as a failure).
   ~ProxyGate();
   ProxyGate(const ProxyGate&) = delete;
@@ -68,8 +71,8 @@ class ProxyGate {
   void pass(Waiting& waiting, const ProxyHeader& header, char* scratch);
   void refuse(Waiting& waiting, ProxyError reason);
 
-  Endpoint& endpoint_;
   Reactor& reactor_;
+  Next next_;
   ProxyProtocol accepted_;
   Duration timeout_;
   uint64_t (&failures_)[kProxyErrors];

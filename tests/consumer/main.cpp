@@ -1,7 +1,8 @@
 // consumer — a program built against an installed evwheel with nothing but
-// `pkg-config --cflags --libs evwheel` (tests/test_install.cpp builds and runs it).  A server
-// and a client in one reactor: the client sends "hello", the server echoes it, and the client
-// prints what came back.  Exits 1 if that has not happened within 5 s.
+// `pkg-config --cflags --libs evwheel`, or CMake's find_package (CMakeLists.txt beside it);
+// tests/test_install.cpp builds it both ways and runs it.  A server and a client in one
+// reactor: the client sends "hello", the server echoes it, and the client prints what came
+// back.  Exits 1 if that has not happened within 5 s.
 #include <cstdio>
 #include <string>
 

@@ -34,10 +34,11 @@ struct Decoded {
 // One decode() of `pending`, its result checked against the codec contract; a frame found is
 // appended to `frames` (copied: the exact-size copy it points into dies here).
 inline std::ptrdiff_t decode_checked(const evwheel::Codec& codec, std::string_view pending, Frames& frames) {
-  const std::vector<char> exact(pending.begin(), pending.end());
+  std::vector<char> exact(pending.begin(), pending.end());
   const std::string_view input(exact.data(), exact.size());
   evwheel::Frame frame;
-  std::ptrdiff_t n = codec.decode(input, frame);
+  evwheel::CodecState state;
+  std::ptrdiff_t n = codec.decode(exact.data(), exact.size(), frame, state, 0);
   FUZZ_CHECK(n >= -1 && n <= static_cast<std::ptrdiff_t>(input.size()));
   if (n <= 0) return n;
   FUZZ_CHECK(frame.type == evwheel::FrameType::data || frame.type == evwheel::FrameType::ping ||
@@ -45,7 +46,7 @@ inline std::ptrdiff_t decode_checked(const evwheel::Codec& codec, std::string_vi
   // The payload is the tail of the frame, and the frame's header is what encode_header() writes.
   FUZZ_CHECK(frame.payload.empty() || frame.payload.data() + frame.payload.size() == input.data() + n);
   char header[evwheel::Codec::kMaxHeader];
-  int header_size = codec.encode_header(frame.type, frame.payload.size(), header);
+  int header_size = codec.encode_header(frame.type, frame.message, frame.payload.size(), nullptr, header);
   FUZZ_CHECK(header_size >= 0 && static_cast<std::size_t>(header_size) + frame.payload.size() ==
                                      static_cast<std::size_t>(n));
   FUZZ_CHECK(input.substr(0, static_cast<std::size_t>(header_size)) ==

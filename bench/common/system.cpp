@@ -1,45 +1,34 @@
-// system — what the end-to-end bench modes (floor, conns) read from and ask of the kernel:
-// descriptor limits, CPU sets and pinning, CPU time, VmRSS, kernel memory (/proc/slabinfo,
-// /proc/net/sockstat, /proc/meminfo), and their "--name value" option parsing.
-#pragma once
+// system — see system.hpp.
+#include "system.hpp"
 
-#include <sched.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <sstream>
-#include <string>
 
 namespace bench {
 namespace sys {
 
-inline int64_t monotonic_ns() {
+int64_t monotonic_ns() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-inline int64_t timeval_ns(const timeval& tv) {
-  return int64_t{tv.tv_sec} * 1'000'000'000 + int64_t{tv.tv_usec} * 1000;
-}
+int64_t timeval_ns(const timeval& tv) { return int64_t{tv.tv_sec} * 1'000'000'000 + int64_t{tv.tv_usec} * 1000; }
 
-// User + system CPU time of this process (getrusage), in nanoseconds.
-inline int64_t process_cpu_ns() {
+int64_t process_cpu_ns() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return timeval_ns(usage.ru_utime) + timeval_ns(usage.ru_stime);
 }
 
-// Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit now in force (soft), or
-// -1.  `hard` receives the hard limit.
-inline long raise_nofile(long* hard = nullptr) {
+long raise_nofile(long* hard) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
   if (limit.rlim_cur < limit.rlim_max) {
@@ -51,20 +40,18 @@ inline long raise_nofile(long* hard = nullptr) {
   return limit.rlim_cur == RLIM_INFINITY ? 1L << 20 : static_cast<long>(limit.rlim_cur);
 }
 
-// The CPUs this process may run on (what nproc counts).
-inline bool allowed_cpus(cpu_set_t* set) {
+bool allowed_cpus(cpu_set_t* set) {
   CPU_ZERO(set);
   return sched_getaffinity(0, sizeof *set, set) == 0;
 }
 
-inline bool cpu_allowed(long cpu) {
+bool cpu_allowed(long cpu) {
   cpu_set_t set;
   if (cpu < 0 || cpu >= CPU_SETSIZE || !allowed_cpus(&set)) return false;
   return CPU_ISSET(static_cast<int>(cpu), &set);
 }
 
-// "0-1" or "0,2,5": the allowed CPU list, for error messages.
-inline std::string allowed_cpu_list() {
+std::string allowed_cpu_list() {
   cpu_set_t set;
   if (!allowed_cpus(&set)) return "unknown";
   std::string out;
@@ -80,8 +67,7 @@ inline std::string allowed_cpu_list() {
   return out;
 }
 
-// The n-th allowed CPU (0-based), or the last one when there are fewer; -1 on error.
-inline int nth_allowed_cpu(int n) {
+int nth_allowed_cpu(int n) {
   cpu_set_t set;
   if (!allowed_cpus(&set)) return -1;
   int found = -1;
@@ -93,16 +79,14 @@ inline int nth_allowed_cpu(int n) {
   return found;
 }
 
-inline bool pin_to_cpu(int cpu) {
+bool pin_to_cpu(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   return sched_setaffinity(0, sizeof set, &set) == 0;
 }
 
-// A "Name:   value kB" field of /proc/<pid>/status ("self" for this process), in KiB; -1 when
-// it cannot be read.
-inline long status_kib(const char* field, const std::string& pid = "self") {
+long status_kib(const char* field, const std::string& pid) {
   std::ifstream in("/proc/" + pid + "/status");
   std::string line;
   std::size_t length = std::strlen(field);
@@ -113,18 +97,72 @@ inline long status_kib(const char* field, const std::string& pid = "self") {
   return -1;
 }
 
-// Kernel memory that grows with connections.  Each source may be missing (its flag false).
-struct KernelMemory {
-  bool slab_ok = false;         // /proc/slabinfo was readable (root on most systems)
-  std::map<std::string, double> slab_bytes;  // per cache: active_objs * objsize
-  double slab_total = 0;
-  bool sockstat_ok = false;     // /proc/net/sockstat "TCP: ... mem <pages>"
-  long tcp_mem_pages = 0;       // socket buffer memory charged to TCP, in pages
-  long tcp_inuse = 0;
-  long meminfo_slab_kib = -1;   // /proc/meminfo Slab:, the fallback without slabinfo
-};
+CpuTimes cpu_times(const std::string& pid) {
+  const std::string proc = "/proc/" + pid;
+  CpuTimes times{0, 0};
+  // /proc/<pid>/schedstat is the main thread's alone: sum every thread's.
+  if (DIR* tasks = opendir((proc + "/task").c_str())) {
+    bool any = false;
+    while (dirent* task = readdir(tasks)) {
+      if (task->d_name[0] == '.') continue;
+      std::ifstream schedstat(proc + "/task/" + task->d_name + "/schedstat");
+      int64_t on_cpu = 0, waiting = 0;
+      if (!(schedstat >> on_cpu >> waiting)) continue;
+      times.on_cpu_ns += on_cpu;
+      times.waiting_ns += waiting;
+      any = true;
+    }
+    closedir(tasks);
+    if (any) return times;
+  }
+  times = CpuTimes{};
+  std::ifstream stat(proc + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  // Fields after the command name, which is in parentheses and may hold spaces: state is
+  // field 3, utime and stime are fields 14 and 15.
+  std::size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 > line.size()) return times;
+  std::istringstream fields(line.substr(close + 2));
+  std::string field;
+  int64_t ticks = 0;
+  for (int number = 3; number <= 15 && fields >> field; ++number)
+    if (number == 14 || number == 15) ticks += std::stoll(field);
+  times.on_cpu_ns = ticks * 1'000'000'000 / sysconf(_SC_CLK_TCK);
+  return times;
+}
 
-inline KernelMemory read_kernel_memory() {
+void cpu_fractions(const CpuTimes& from, const CpuTimes& to, int64_t window_ns, double* on_cpu, double* waiting) {
+  const auto window = static_cast<double>(window_ns);
+  *on_cpu = static_cast<double>(to.on_cpu_ns - from.on_cpu_ns) / window;
+  *waiting = from.waiting_ns < 0 ? -1 : static_cast<double>(to.waiting_ns - from.waiting_ns) / window;
+}
+
+CoreTimes core_times(int cpu) {
+  std::ifstream in("/proc/stat");
+  std::string name = "cpu" + std::to_string(cpu), word;
+  CoreTimes times;
+  while (in >> word) {
+    if (word != name) {
+      in.ignore(1 << 12, '\n');
+      continue;
+    }
+    uint64_t field[8] = {};
+    for (uint64_t& f : field) in >> f;
+    for (uint64_t f : field) times.total += f;
+    times.busy = times.total - field[3] - field[4];  // minus idle and iowait
+    break;
+  }
+  return times;
+}
+
+double core_busy(const CoreTimes& from, const CoreTimes& to) {
+  return to.total > from.total
+             ? static_cast<double>(to.busy - from.busy) / static_cast<double>(to.total - from.total)
+             : 0;
+}
+
+KernelMemory read_kernel_memory() {
   KernelMemory memory;
   {
     std::ifstream in("/proc/slabinfo");
@@ -161,42 +199,6 @@ inline KernelMemory read_kernel_memory() {
       if (line.compare(0, 5, "Slab:") == 0) memory.meminfo_slab_kib = std::strtol(line.c_str() + 5, nullptr, 10);
   }
   return memory;
-}
-
-// Option parsing shared by floor and conns: "--name value" or "--name=value".  Returns the
-// value when argv[*i] is option `name` (advancing *i past a separate value); nullptr
-// otherwise, with *missing set when the option is there but its value is not.
-inline const char* option(const char* name, int argc, char** argv, int* i, bool* missing) {
-  std::size_t length = std::strlen(name);
-  const char* arg = argv[*i];
-  if (std::strncmp(arg, name, length) != 0) return nullptr;
-  if (arg[length] == '=') return arg + length + 1;
-  if (arg[length] != '\0') return nullptr;
-  if (*i + 1 >= argc) {
-    *missing = true;
-    return nullptr;
-  }
-  return argv[++*i];
-}
-
-// A decimal number (e.g. "0.1", "10", "2.5"): false unless all of `text` is one, finite.
-inline bool parse_real(const char* text, double* out) {
-  if (*text == '\0') return false;
-  char* end = nullptr;
-  double value = std::strtod(text, &end);
-  if (*end != '\0' || !(value == value) || value > 1e18 || value < -1e18) return false;
-  *out = value;
-  return true;
-}
-
-// A whole number, possibly negative (CPU indices are checked by the caller).
-inline bool parse_integer(const char* text, long* out) {
-  if (*text == '\0') return false;
-  char* end = nullptr;
-  long value = std::strtol(text, &end, 10);
-  if (*end != '\0') return false;
-  *out = value;
-  return true;
 }
 
 }  // namespace sys

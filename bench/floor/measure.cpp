@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "floor.hpp"
-#include "system.hpp"
+#include "../common/system.hpp"
 
 namespace bench {
 namespace {

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 
+#include "../common/json.hpp"
+#include "../common/system.hpp"
+#include "../modes.hpp"
 #include "floor.hpp"
-#include "json.hpp"
-#include "modes.hpp"
-#include "run_queue.hpp"
-#include "system.hpp"
 
 namespace bench {
 
@@ -31,57 +31,39 @@ struct Options {
   std::string json;
 };
 
-// Parses the options into *options; on a bad one returns usage_error()'s status, else 0.
-int parse_options(int argc, char** argv, Options* options) {
-  for (int i = 1; i < argc; ++i) {
-    bool missing = false;
-    const char* value;
-    auto bad = [&](const char* option, const std::string& want) {
-      return usage_error(std::string("floor: bad ") + option + " '" + value + "' (want " +
-                         want + ")");
-    };
-    if ((value = sys::option("--pairs", argc, argv, &i, &missing))) {
-      uint64_t pairs;
-      if (!parse_count(value, 1, 1'000'000, &pairs)) return bad("--pairs", "a count from 1 to 1e6");
-      options->pairs = static_cast<int>(pairs);
-    } else if ((value = sys::option("--seconds", argc, argv, &i, &missing))) {
-      if (!sys::parse_real(value, &options->seconds) || options->seconds < 0.01 ||
-          options->seconds > 3600)
-        return bad("--seconds", "seconds from 0.01 to 3600");
-    } else if ((value = sys::option("--cpu", argc, argv, &i, &missing))) {
-      long cpu;
-      if (!sys::parse_integer(value, &cpu) || !sys::cpu_allowed(cpu))
-        return bad("--cpu", "one of the allowed CPUs " + sys::allowed_cpu_list());
-      options->cpu = static_cast<int>(cpu);
-    } else if ((value = sys::option("--json", argc, argv, &i, &missing))) {
-      options->json = value;
-    } else if (missing) {
-      return usage_error(std::string("floor: option ") + argv[i] + " needs a value");
-    } else {
-      return usage_error(std::string("floor: unknown option '") + argv[i] + "'");
-    }
-  }
+// Parses the options into *options; nothing when they are good, else the exit status.
+std::optional<int> parse_options(int argc, char** argv, Options* options) {
+  cli::Parser parser = mode_parser("floor", floor_usage);
+  parser.integer("--pairs", &options->pairs, 1, 1'000'000);
+  parser.real("--seconds", &options->seconds, 0.01, 3600);
+  cpu_option(parser, "--cpu", &options->cpu);
+  parser.text("--json", &options->json);
+  if (std::optional<int> status = parser.parse(argc, argv)) return status;
   std::string error;
   // Found out now, not after the measurement; and only once every option is known good, since
   // this empties the file.
-  if (!options->json.empty() && !write_file(options->json, "", &error))
-    return usage_error("floor: bad --json: " + error);
+  if (!options->json.empty() && !write_file(options->json, "", &error)) return parser.fail("bad --json: " + error);
   // The default CPU 0 may be outside this process's set (taskset, cgroups).
   if (!sys::cpu_allowed(options->cpu)) options->cpu = sys::nth_allowed_cpu(0);
-  return 0;
+  return std::nullopt;
 }
 
 std::string to_json(const FloorResult& result, const Options& options, double waiting) {
-  char numbers[640];
-  std::snprintf(numbers, sizeof numbers,
-                "  \"pairs\": %d,\n  \"seconds\": %g,\n  \"cpu\": %d,\n  \"messages\": %llu,\n"
-                "  \"us_per_message\": %.3f,\n  \"send_us\": %.3f,\n  \"recv_us\": %.3f,\n"
-                "  \"unbatched_us_per_message\": %.3f,\n  \"waiting_fraction\": %.3f\n",
-                result.pairs, options.seconds, options.cpu,
-                static_cast<unsigned long long>(result.messages), result.us_per_message,
-                result.send_us, result.recv_us, result.unbatched_us_per_message, waiting);
-  return "{\n  \"mode\": \"floor\",\n  \"command\": " + json_quote(command_line()) + ",\n" +
-         numbers + "}\n";
+  Json json;
+  json.open()
+      .text("mode", "floor")
+      .text("command", command_line())
+      .integer("pairs", result.pairs)
+      .number("seconds", options.seconds)
+      .integer("cpu", options.cpu)
+      .integer("messages", static_cast<int64_t>(result.messages))
+      .number("us_per_message", result.us_per_message)
+      .number("send_us", result.send_us)
+      .number("recv_us", result.recv_us)
+      .number("unbatched_us_per_message", result.unbatched_us_per_message)
+      .number("waiting_fraction", waiting)
+      .close();
+  return json.str();
 }
 
 void print(const FloorResult& result, double waiting) {
@@ -107,7 +89,7 @@ void print(const FloorResult& result, double waiting) {
 
 int run_floor(int argc, char** argv) {
   Options options;
-  if (int status = parse_options(argc, argv, &options)) return status;
+  if (std::optional<int> status = parse_options(argc, argv, &options)) return *status;
   std::printf("evwheel-bench floor: kernel CPU per heartbeat message (lower is better)\n");
   print_header();
   const int limit = floor_pair_limit();
@@ -118,7 +100,7 @@ int run_floor(int argc, char** argv) {
     std::printf("          (--pairs %d capped to %d by the open-file limit)\n", options.pairs, limit);
   std::fflush(stdout);
   FloorResult result;
-  const CpuTimes before = cpu_times("self");
+  const sys::CpuTimes before = sys::cpu_times("self");
   const int64_t start = sys::monotonic_ns();
   try {
     result = measure_floor(options.pairs, options.seconds, options.cpu);
@@ -127,7 +109,7 @@ int run_floor(int argc, char** argv) {
     return 1;
   }
   double on_cpu, waiting;
-  cpu_fractions(before, cpu_times("self"), sys::monotonic_ns() - start, &on_cpu, &waiting);
+  sys::cpu_fractions(before, sys::cpu_times("self"), sys::monotonic_ns() - start, &on_cpu, &waiting);
   print(result, waiting);
   if (!options.json.empty()) {
     std::string error;

@@ -1,5 +1,6 @@
-// conns — the end-to-end heartbeat bench: what the coordinator (conns.cpp), the server workers
-// (conns_wheel.cpp, conns_heap.cpp) and the client processes (conns_client.cpp) share.
+// conns — the end-to-end heartbeat bench: what the coordinator (run.cpp), the server workers
+// (wheel_server.cpp; the baselines in ../baselines/) and the client processes (client.cpp)
+// share.
 //
 // Every process is forked from the coordinator and talks to it only through one anonymous
 // shared mapping (Shared below): the coordinator moves `phase` forward, each child polls it
@@ -19,7 +20,9 @@
 namespace bench {
 namespace conns {
 
-enum class Timers : uint8_t { wheel, heap };
+// The server a run measures: evwheel, or one of the baselines (see ../baselines/servers.hpp).
+enum class Timers : uint8_t { wheel, lazy, sweep, rearm };
+constexpr int kTimersKinds = 4;
 const char* to_string(Timers timers);
 
 struct Options {
@@ -99,12 +102,16 @@ struct Role {
   int index;          // worker or client number
   int workers;        // how many server workers share the port
   uint16_t port;
+  int first_source;   // a client's source addresses are its numbers first_source, first_source + 1, ...
 };
 
 // Children's bodies; each returns the process's exit status.
 int run_wheel_worker(const Options& options, const Role& role);
-int run_heap_worker(const Options& options, const Role& role);
 int run_client(const Options& options, const Role& role);
+
+// The heartbeat tick every server uses: --tick-ms, or the heartbeat's automatic one (the
+// library's own rule, HeartbeatPolicy::effective_tick).
+evwheel::Duration tick(const Options& options);
 
 // Polls `shared.phase` from a child's loop and calls `on_phase` once per phase, in order.
 // Shared by the three kinds of child so they follow the protocol identically.
@@ -125,8 +132,8 @@ struct PhaseFollower {
 constexpr evwheel::Duration kPollInterval = std::chrono::milliseconds(20);
 
 // "127.0.0.(2+a)" counted through the whole 127/8 network: source address number a.  Client k
-// of W uses addresses k, k + W, k + 2W, ...: their low 24 bits minus 2, mod W, are k, which is
-// what the server-side steering program reads.
+// of W uses addresses k + W * s for its source numbers s: their low 24 bits minus 2, mod W,
+// are k, which is what the server-side steering program reads.
 std::string client_source(int a);
 
 // Makes the SO_REUSEPORT group of listening socket `fd` hand client k's connections to the
@@ -136,6 +143,15 @@ bool attach_steering(int fd, int workers, std::string* error);
 
 // Copies `message` into a slot's error field (truncated, always terminated).
 void set_error(char (&field)[kErrorSize], const std::string& message);
+
+// A child that could not start or run: its reason where the coordinator reads it, and the
+// exit status (1) for the child to return.
+template <class Slot>
+int failed(Slot& slot, const std::string& message) {
+  set_error(slot.error, message);
+  slot.ready.store(-1, std::memory_order_release);
+  return 1;
+}
 
 }  // namespace conns
 }  // namespace bench

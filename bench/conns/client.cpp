@@ -4,7 +4,7 @@
 #include <memory>
 #include <vector>
 
-#include "conns.hpp"
+#include "protocol.hpp"
 #include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
 
@@ -72,7 +72,8 @@ class Client {
     connect.connect_timeout = std::chrono::seconds(10);
     connectors_.reserve(slot_.target);
     for (uint64_t i = 0; i < slot_.target; ++i) {
-      connect.source = client_source(role.index + role.workers * static_cast<int>(i % static_cast<uint64_t>(slot_.sources)));
+      const int source = role.first_source + static_cast<int>(i % static_cast<uint64_t>(slot_.sources));
+      connect.source = client_source(role.index + role.workers * source);
       connectors_.push_back(std::make_unique<evwheel::Connector>(endpoint_, connect));
     }
     mute_count_ = static_cast<uint64_t>(options.mute_fraction * static_cast<double>(slot_.target));
@@ -149,9 +150,7 @@ int run_client(const Options& options, const Role& role) {
     client.run();
     return 0;
   } catch (const std::exception& e) {
-    set_error(slot.error, std::string("client: ") + e.what());
-    slot.ready.store(-1, std::memory_order_release);
-    return 1;
+    return failed(slot, std::string("client: ") + e.what());
   }
 }
 

@@ -1,4 +1,4 @@
-// conns — the evwheel server worker: one Reactor, one Endpoint, one SO_REUSEPORT Listener,
+// conns — the evwheel server worker (the `wheel` server): one Reactor, one Endpoint, one SO_REUSEPORT Listener,
 // exactly as a service would embed them.  The bench only adds a 20 ms poll of the phase.
 #include <algorithm>
 #include <iterator>
@@ -7,11 +7,11 @@
 #include <thread>
 #include <vector>
 
-#include "conns.hpp"
+#include "protocol.hpp"
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor_pool.hpp"
-#include "system.hpp"
+#include "../common/system.hpp"
 
 namespace bench {
 namespace conns {
@@ -193,9 +193,7 @@ int run_wheel_worker(const Options& options, const Role& role) {
     reactor.run();
     return 0;
   } catch (const std::exception& e) {
-    set_error(slot.error, std::string("server worker: ") + e.what());
-    slot.ready.store(-1, std::memory_order_release);
-    return 1;
+    return failed(slot, std::string("server worker: ") + e.what());
   }
 }
 
