@@ -90,9 +90,7 @@ void Listener::admit(int fd, const SocketAddress* client) {
 }
 
 void Listener::shed(int fd) noexcept {
-  linger abort{1, 0};  // a reset tells the client at once; no TIME_WAIT left behind
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-  ::close(fd);
+  reset_close(fd);  // a reset tells the client at once; no TIME_WAIT left behind
 }
 
 void Listener::on_io(uint32_t) {

@@ -10,79 +10,15 @@
 
 namespace evwheel {
 
-namespace {
-void reset_close(int fd) noexcept {
-  linger abort{1, 0};  // the client learns at once, and no TIME_WAIT is left behind
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-  ::close(fd);
-}
-}  // namespace
-
 ProxyGate::ProxyGate(Reactor& reactor, Next next, ProxyProtocol accepted, Duration timeout,
                      uint64_t (&failures)[kProxyErrors], const ProxyErrorCallback& on_error)
-    : reactor_(reactor),
-      next_(std::move(next)),
-      accepted_(accepted),
-      timeout_(timeout),
-      failures_(failures),
-      on_error_(on_error) {}
-
-ProxyGate::~ProxyGate() {
-  for (auto& chunk : chunks_) {
-    for (Waiting& waiting : chunk->slots) {
-      if (waiting.fd < 0) continue;
-      int fd = waiting.fd;
-      release(waiting);
-      reset_close(fd);
-    }
-  }
-}
-
-ProxyGate::Waiting& ProxyGate::take_slot() {
-  if (!free_) {
-    chunks_.push_back(std::make_unique<Chunk>());
-    for (Waiting& waiting : chunks_.back()->slots) {
-      waiting.gate = this;
-      waiting.next_free = free_;
-      free_ = &waiting;
-    }
-  }
-  Waiting& waiting = *free_;
-  free_ = waiting.next_free;
-  ++waiting_;
-  return waiting;
-}
-
-void ProxyGate::release(Waiting& waiting) noexcept {
-  reactor_.remove(waiting.fd);
-  reactor_.timers().cancel(waiting);
-  waiting.fd = -1;
-  waiting.next_free = free_;
-  free_ = &waiting;
-  --waiting_;
-}
+    : next_(std::move(next)), accepted_(accepted), failures_(failures), on_error_(on_error), room_(reactor, timeout) {}
 
 void ProxyGate::hold(int fd) {
-  Waiting* waiting = nullptr;
-  try {
-    waiting = &take_slot();
-  } catch (...) {
-    reset_close(fd);
-    throw;
-  }
-  waiting->fd = fd;
+  Waiting& waiting = room_.enter(fd, [this](Waiting& slot) { slot.gate = this; });
   // A proxy writes its header right after connecting, so it is usually in already: then the
   // socket goes straight on, without an epoll registration or a timer of its own.
-  if (!examine(*waiting, 0)) return;
-  try {
-    // Bytes that came after the look above are reported by the first epoll_wait after this.
-    reactor_.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, *waiting);
-  } catch (const std::system_error&) {
-    release(*waiting);
-    reset_close(fd);
-    return;
-  }
-  reactor_.timers().schedule(*waiting, reactor_.now() + timeout_);
+  if (examine(waiting, 0)) room_.wait(waiting);
 }
 
 void ProxyGate::expired(TimerEntry& entry) {
@@ -124,7 +60,7 @@ void ProxyGate::pass(Waiting& waiting, const ProxyHeader& header, char* scratch)
   ssize_t got = ::recv(waiting.fd, scratch, header.length, 0);
   if (got != static_cast<ssize_t>(header.length)) return refuse(waiting, ProxyError::closed);
   int fd = waiting.fd;
-  release(waiting);
+  room_.leave(waiting);
   // Last: on_open runs inside and may destroy the Listener, and this gate with it.
   next_(fd, header.local ? nullptr : &header.source);
 }
@@ -135,8 +71,7 @@ void ProxyGate::refuse(Waiting& waiting, ProxyError reason) {
   SocketAddress peer{};
   socklen_t length = sizeof peer;
   if (on_error_ && ::getpeername(fd, &peer.any, &length) < 0) peer.any.sa_family = AF_UNSPEC;
-  release(waiting);
-  reset_close(fd);
+  room_.reset(waiting);
   if (!on_error_) return;
   try {
     on_error_(reason, peer);

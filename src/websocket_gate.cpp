@@ -16,12 +16,6 @@ namespace evwheel {
 
 namespace {
 
-void reset_close(int fd) noexcept {
-  linger abort{1, 0};  // the client learns at once, and no TIME_WAIT is left behind
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-  ::close(fd);
-}
-
 bool send_all(int fd, const std::string& bytes) noexcept {
   // A handshake's answer is far smaller than a fresh socket's send buffer: all or nothing.
   ssize_t sent;
@@ -33,85 +27,30 @@ bool send_all(int fd, const std::string& bytes) noexcept {
 
 }  // namespace
 
-struct WebSocketGate::Waiting final : IoHandler, TimerEntry {
-  Waiting() noexcept : TimerEntry(&WebSocketGate::expired) {}
+struct WebSocketGate::Waiting final : WaitingSocket {
+  Waiting() noexcept : WaitingSocket(&WebSocketGate::expired) {}
   void on_io(uint32_t events) override { gate->examine(*this, events); }
   WebSocketGate* gate = nullptr;
-  int fd = -1;  // -1: the slot is free
   SocketAddress client{};  // AF_UNSPEC: no PROXY header named one
   http::HeadScanner scanner;
-  Waiting* next_free = nullptr;
-};
-
-struct WebSocketGate::Chunk {
-  static constexpr std::size_t kSlots = 64;
-  Waiting slots[kSlots];
 };
 
 WebSocketGate::WebSocketGate(Endpoint& endpoint, const WebSocketCodec& codec, WebSocketGateStats& stats)
     : endpoint_(endpoint),
-      reactor_(endpoint.reactor()),
       codec_(codec),
       stats_(stats),
-      peek_(new char[codec.options().max_request + 1]) {}
+      peek_(new char[codec.options().max_request + 1]),
+      room_(endpoint.reactor(), codec.options().handshake_timeout) {}
 
-WebSocketGate::~WebSocketGate() {
-  for (auto& chunk : chunks_) {
-    for (Waiting& waiting : chunk->slots) {
-      if (waiting.fd < 0) continue;
-      int fd = waiting.fd;
-      release(waiting);
-      reset_close(fd);
-    }
-  }
-}
-
-WebSocketGate::Waiting& WebSocketGate::take_slot() {
-  if (!free_) {
-    chunks_.push_back(std::make_unique<Chunk>());
-    for (Waiting& waiting : chunks_.back()->slots) {
-      waiting.gate = this;
-      waiting.next_free = free_;
-      free_ = &waiting;
-    }
-  }
-  Waiting& waiting = *free_;
-  free_ = waiting.next_free;
-  ++waiting_;
-  return waiting;
-}
-
-void WebSocketGate::release(Waiting& waiting) noexcept {
-  reactor_.remove(waiting.fd);
-  reactor_.timers().cancel(waiting);
-  waiting.fd = -1;
-  waiting.next_free = free_;
-  free_ = &waiting;
-  --waiting_;
-}
+WebSocketGate::~WebSocketGate() = default;
 
 void WebSocketGate::hold(int fd, const SocketAddress* client) {
-  Waiting* waiting = nullptr;
-  try {
-    waiting = &take_slot();
-  } catch (...) {
-    reset_close(fd);
-    throw;
-  }
-  waiting->fd = fd;
-  waiting->client = client ? *client : SocketAddress{};
-  waiting->scanner = http::HeadScanner(codec_.options().max_request);
+  Waiting& waiting = room_.enter(fd, [this](Waiting& slot) { slot.gate = this; });
+  waiting.client = client ? *client : SocketAddress{};
+  waiting.scanner = http::HeadScanner(codec_.options().max_request);
   // A client sends its request right after connecting: usually it is whole already, and the
   // socket is answered without an epoll registration or a timer of its own.
-  if (!examine(*waiting, 0)) return;
-  try {
-    // Bytes that came after the look above are reported by the first epoll_wait after this.
-    reactor_.add(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, *waiting);
-  } catch (const std::system_error&) {
-    drop(*waiting);
-    return;
-  }
-  reactor_.timers().schedule(*waiting, reactor_.now() + codec_.options().handshake_timeout);
+  if (examine(waiting, 0)) room_.wait(waiting);
 }
 
 void WebSocketGate::expired(TimerEntry& entry) {
@@ -211,7 +150,7 @@ void WebSocketGate::finish(Waiting& waiting, std::size_t head_length, bool upgra
   ++answered;
   int fd = waiting.fd;
   SocketAddress client = waiting.client;
-  release(waiting);
+  room_.leave(waiting);
   if (!upgraded) {
     ::close(fd);  // the answer says "Connection: close"
     return;
@@ -222,9 +161,7 @@ void WebSocketGate::finish(Waiting& waiting, std::size_t head_length, bool upgra
 
 void WebSocketGate::drop(Waiting& waiting) noexcept {
   ++stats_.abandoned;
-  int fd = waiting.fd;
-  release(waiting);
-  reset_close(fd);
+  room_.reset(waiting);
 }
 
 }  // namespace evwheel

@@ -46,9 +46,12 @@ struct Message {
   uint64_t accepted = 0, shed_descriptors = 0, shed_limit = 0, pauses = 0;
   uint64_t idle_closes = 0, pings_sent = 0, pongs_received = 0, pings_answered = 0;
   uint64_t closes[8] = {};  // by CloseReason
-  uint64_t fds = 0;         // the child's open descriptors (0 when it has none to count with)
+  uint64_t fds = 0;         // the child's open descriptors, or kUncounted (none left to count with)
   int64_t rss_kib = -1;     // the child's VmRSS
 };
+constexpr uint64_t kUncounted = UINT64_MAX;  // Message::fds when /proc/self/fd could not be read
+
+inline uint64_t fds_or_uncounted() { return try_open_fd_count().value_or(kUncounted); }
 
 inline int64_t rss_kib() {
   std::ifstream in("/proc/self/status");
@@ -132,7 +135,7 @@ inline Message server_report(const evwheel::Endpoint& endpoint, const evwheel::L
   r.pongs_received = hb.pongs_received;
   r.pings_answered = hb.pings_answered;
   for (int i = 0; i < 8; ++i) r.closes[i] = endpoint.stats().closes[i];
-  r.fds = open_fd_count();
+  r.fds = fds_or_uncounted();
   r.rss_kib = rss_kib();
   return r;
 }
@@ -198,7 +201,7 @@ class ClientHandler final : public evwheel::ConnectionHandler {
       r.kind = 'r';
       r.open = live_.size();
       r.pings_answered = endpoint.heartbeat_stats().pings_answered;
-      r.fds = open_fd_count();
+      r.fds = fds_or_uncounted();
       send_message(out_, r);
     }
   }

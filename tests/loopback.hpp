@@ -28,6 +28,7 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
+#include "evwheel/waiting_room.hpp"
 
 namespace loopback {
 
@@ -180,11 +181,7 @@ inline int first_word(int fd, Pump&& pump, Duration timeout = 3s) {
 }
 
 // Closes `fd` with SO_LINGER {1, 0}: the peer gets a reset instead of a FIN.
-inline void reset_close(int fd) {
-  linger abort{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
-  ::close(fd);
-}
+using evwheel::reset_close;
 
 // The address of the peer of socket `fd`, as dotted quad.
 inline std::string peer_host(int fd) {

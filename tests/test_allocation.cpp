@@ -2,7 +2,7 @@
 // allocations made while a window is open, and each test opens one over a steady state — timer
 // wheel churn, reactor dispatch and timerfd re-arming, heartbeat pings and pongs over 200
 // loopback connections (framed and seed), small data frames echoed back and forth, and
-// connections accepted through the PROXY protocol gate.
+// connections accepted through the PROXY protocol gate (headers whole, and split over reads).
 //
 // The replacement below serves the whole test binary (every tests/*.cpp is linked into one),
 // so it is a complete one (plain, array, sized, aligned and nothrow forms) that does exactly
@@ -761,48 +761,95 @@ namespace {
 
 // Opens `count` raw clients that each send `bytes` (a header and a data frame), waits until the
 // server took every message, then closes them and waits until the server closed them all.
+// With `pieces` > 1 each client writes its bytes in that many parts (the first ends inside the
+// header), and the loop runs between parts: each socket then waits in the gate — registered
+// with epoll, a timer on the wheel — and its header is read over several wake-ups.
 bool proxied_round(Reactor& reactor, Listener& listener, Endpoint& endpoint, Tally& server, std::size_t count,
-                   std::string_view bytes, int* fds) {
+                   std::string_view bytes, int* fds, std::size_t pieces = 1) {
   std::size_t messages = server.messages + count;
+  std::size_t waiting_peak = 0;
+  auto piece = [&](std::size_t k) { return bytes.substr(bytes.size() * k / pieces, bytes.size() * (k + 1) / pieces - bytes.size() * k / pieces); };
   for (std::size_t i = 0; i < count; ++i) {
     fds[i] = loopback::raw_connect(listener.port());
-    if (fds[i] < 0 || !loopback::write_all(fds[i], bytes)) return false;
+    if (fds[i] < 0 || !loopback::write_all(fds[i], piece(0))) return false;
+  }
+  if (pieces > 1) {
+    if (!loopback::pump_until(reactor, [&] { return listener.awaiting_header() == count; })) return false;
+    waiting_peak = listener.awaiting_header();
+    for (std::size_t k = 1; k < pieces; ++k) {
+      for (std::size_t i = 0; i < count; ++i)
+        if (!loopback::write_all(fds[i], piece(k))) return false;
+      reactor.run_once(Duration::zero());  // the bytes are in the sockets: each gets one look
+    }
   }
   bool served = loopback::pump_until(reactor, [&] { return server.messages == messages; });
   for (std::size_t i = 0; i < count; ++i) ::close(fds[i]);
-  return loopback::pump_until(reactor, [&] { return endpoint.size() == 0; }) && served;
+  return loopback::pump_until(reactor, [&] { return endpoint.size() == 0; }) && served &&
+         (pieces == 1 || waiting_peak == count);
 }
+
+// A listener taking PROXY headers, its endpoint and what it served.
+struct Gated {
+  Reactor reactor;
+  Tally server;
+  Endpoint endpoint{reactor, server, loopback::options(Side::server, 60s, 120s)};
+  Listener listener{endpoint, [] {
+                      ListenerOptions options;
+                      options.proxy_protocol = ProxyProtocol::any;
+                      return options;
+                    }()};
+};
+
+const std::string kProxied = "PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n" + loopback::frame(FrameType::data, "hello");
 
 }  // namespace
 
 TEST_CASE("accepting connections through the PROXY protocol gate allocates nothing once warm") {
   std::size_t fds_before = open_fd_count();
   {
-    Reactor reactor;
-    Tally server;
-    Endpoint endpoint(reactor, server, loopback::options(Side::server, 60s, 120s));
-    ListenerOptions options;
-    options.proxy_protocol = ProxyProtocol::any;
-    Listener listener(endpoint, options);
-    const std::string bytes = "PROXY TCP4 203.0.113.7 198.51.100.1 40000 443\r\n" +
-                              loopback::frame(FrameType::data, "hello");
+    Gated gated;
     // Fewer than one gate chunk (64) per round; the warm-up uses twice the descriptor numbers,
     // so the measured round's, whatever their order, are already covered.
     constexpr std::size_t kClients = 50;
     int fds[2 * kClients];
-    REQUIRE(proxied_round(reactor, listener, endpoint, server, 2 * kClients, bytes, fds));
+    REQUIRE(proxied_round(gated.reactor, gated.listener, gated.endpoint, gated.server, 2 * kClients, kProxied, fds));
 
     start_counting();
-    bool served = proxied_round(reactor, listener, endpoint, server, kClients, bytes, fds);
+    bool served = proxied_round(gated.reactor, gated.listener, gated.endpoint, gated.server, kClients, kProxied, fds);
     Counts counted = stop_counting();
 
     CHECK(served);
     CHECK_MESSAGE(counted.allocations == 0, allocation_sites());
     CHECK(counted.deallocations == 0);
-    CHECK(server.opens == 3 * kClients);
-    CHECK(server.messages == 3 * kClients);
-    CHECK(listener.stats().accepted == 3 * kClients);
-    CHECK(listener.awaiting_header() == 0);
+    CHECK(gated.server.opens == 3 * kClients);
+    CHECK(gated.server.messages == 3 * kClients);
+    CHECK(gated.listener.stats().accepted == 3 * kClients);
+    CHECK(gated.listener.awaiting_header() == 0);
+  }
+  CHECK(open_fd_count() == fds_before);
+}
+
+TEST_CASE("a PROXY header split over several reads (an epoll registration and a wheel timer each) allocates nothing once warm") {
+  std::size_t fds_before = open_fd_count();
+  {
+    Gated gated;
+    constexpr std::size_t kClients = 50, kPieces = 3;
+    int fds[2 * kClients];
+    REQUIRE(proxied_round(gated.reactor, gated.listener, gated.endpoint, gated.server, 2 * kClients, kProxied, fds, kPieces));
+
+    start_counting();
+    bool served = proxied_round(gated.reactor, gated.listener, gated.endpoint, gated.server, kClients, kProxied, fds, kPieces);
+    Counts counted = stop_counting();
+
+    CHECK(served);  // every socket waited in the gate, then was served
+    CHECK_MESSAGE(counted.allocations == 0, allocation_sites());
+    CHECK(counted.deallocations == 0);
+    CHECK(gated.server.messages == 3 * kClients);
+    CHECK(gated.listener.stats().accepted == 3 * kClients);
+    CHECK(gated.listener.awaiting_header() == 0);
+    uint64_t refused = 0;
+    for (uint64_t n : gated.listener.stats().proxy_failures) refused += n;
+    CHECK(refused == 0);
   }
   CHECK(open_fd_count() == fds_before);
 }

@@ -14,6 +14,7 @@
 #include "fd_count.hpp"
 #include "loopback.hpp"
 #include "programs.hpp"
+#include "skip.hpp"
 #include "temp_dir.hpp"
 
 namespace {
@@ -60,10 +61,7 @@ void check_heartbeats(const std::string& listen, std::string connect) {
 }  // namespace
 
 TEST_CASE("hb_server --listen [::1]:0 and hb_client --connect [::1]:PORT exchange pings and pongs") {
-  if (!loopback::ipv6_loopback_available()) {
-    MESSAGE("skipped: this machine has no IPv6 loopback (::1)");
-    return;
-  }
+  if (!loopback::ipv6_loopback_available()) return skip::because("this machine has no IPv6 loopback (::1)");
   const std::size_t fds = open_fd_count();
   check_heartbeats("[::1]:0", "[::1]:PORT");
   CHECK(open_fd_count() == fds);

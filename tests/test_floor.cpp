@@ -5,12 +5,12 @@
 
 #include <sched.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <stdexcept>
 
 #include "../bench/floor/floor.hpp"
+#include "child.hpp"
 #include "fd_count.hpp"
 
 namespace {
@@ -51,24 +51,13 @@ TEST_CASE("measure_floor refuses a non-positive pair count or duration") {
 }
 
 TEST_CASE("measure_floor caps the pairs to the descriptors RLIMIT_NOFILE leaves") {
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
+  pid_t pid = child::start([] {
     // 40 descriptors above those open now: 16 stay spare, 24 make 12 pairs.
     rlimit limit;
     limit.rlim_cur = limit.rlim_max = open_fd_count() + 40;
-    int status = 1;
-    if (setrlimit(RLIMIT_NOFILE, &limit) == 0 && bench::floor_pair_limit() == 12) {
-      try {
-        status = bench::measure_floor(1000, 0.03, -1).pairs == 12 ? 0 : 2;
-      } catch (...) {
-        status = 3;
-      }
-    }
-    _exit(status);  // no doctest, no atexit handlers in the child
-  }
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0 || bench::floor_pair_limit() != 12) return 1;
+    return bench::measure_floor(1000, 0.03, -1).pairs == 12 ? 0 : 2;
+  });
+  REQUIRE(pid > 0);
+  CHECK(child::wait(pid) == 0);
 }

@@ -1,6 +1,6 @@
 // IPv6 over the loopback (::1): a listener and a connector on [::1], Endpoint::adopt of an IPv6
 // socket, a dual-stack listener on [::] taking an IPv4 client (and refusing it with v6_only),
-// and an IPv6 source address.  Each test skips, with a message, on a machine without ::1.
+// and an IPv6 source address.  Each test skips (skip.hpp) on a machine without ::1.
 #include <doctest/doctest.h>
 
 #include <netinet/in.h>
@@ -16,6 +16,7 @@
 #include "evwheel/reactor.hpp"
 #include "fd_count.hpp"
 #include "loopback.hpp"
+#include "skip.hpp"
 
 using namespace evwheel;
 using namespace loopback;
@@ -24,7 +25,7 @@ namespace {
 
 bool skip_without_ipv6() {
   if (ipv6_loopback_available()) return false;
-  MESSAGE("skipped: this machine has no IPv6 loopback (::1)");
+  skip::because("this machine has no IPv6 loopback (::1)");
   return true;
 }
 

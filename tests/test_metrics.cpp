@@ -6,6 +6,7 @@
 
 #include <cctype>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -244,7 +245,7 @@ TEST_CASE("a known snapshot renders as exactly the expected Prometheus text") {
   CHECK(to_prometheus(known_snapshot()) == kKnownText);
 }
 
-TEST_CASE("the Prometheus text keeps the format's rules: one TYPE per family, sorted le, +Inf = count") {
+TEST_CASE("the Prometheus text keeps the format's rules on any snapshot: one TYPE per family, sorted le, +Inf = count") {
   CHECK(format_violation(kKnownText).empty());
   MetricsSnapshot varied = known_snapshot();
   for (int i = 0; i < 1000; ++i) varied.rtt.record(Duration(int64_t{i} * i * 997));
@@ -256,6 +257,27 @@ TEST_CASE("the Prometheus text keeps the format's rules: one TYPE per family, so
   CHECK(text.find("evwheel_ping_lateness_seconds_bucket{le=\"+Inf\"} 5\n") != std::string::npos);
   CHECK(text.find("evwheel_ping_lateness_seconds_sum 3600.006\n") != std::string::npos);
   CHECK(format_violation(to_prometheus(MetricsSnapshot{})) == "");
+
+  // Seeded random snapshots: counters anywhere in 64 bits, histograms from empty to samples
+  // spread from nanoseconds to days (past the last finite bucket).
+  std::mt19937_64 rng(20261129);
+  int histogram_samples = 0;
+  for (int round = 0; round < 200; ++round) {
+    CAPTURE(round);
+    MetricsSnapshot any;
+    for (uint64_t* counter : {&any.connections_open, &any.connections_opened, &any.pings_sent, &any.pongs_received,
+                              &any.pings_answered, &any.pings_skipped, &any.idle_closes, &any.protocol_errors,
+                              &any.late_reads, &any.accepted, &any.shed_limit, &any.shed_descriptors,
+                              &any.accept_pauses, &any.accept_errors})
+      *counter = rng() >> (rng() % 64);
+    for (uint64_t& close : any.closes) close = rng() >> (rng() % 64);
+    for (Histogram* histogram : {&any.rtt, &any.ping_lateness}) {
+      for (int n = static_cast<int>(rng() % 50); n > 0; --n, ++histogram_samples)
+        histogram->record(Duration(static_cast<int64_t>(rng() >> (rng() % 63 + 1))));
+    }
+    CHECK(format_violation(to_prometheus(any)) == "");
+  }
+  CHECK(histogram_samples > 1000);
 
   // The checker itself catches what it is for.
   CHECK(format_violation("# TYPE a_total counter\na_total 1\n# TYPE a_total counter\n") != "");

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <stdexcept>
@@ -157,6 +159,34 @@ void wait_ready(std::future<T>& f, const char* what) {
   std::fflush(nullptr);
   std::abort();
 }
+
+// Whether thread `tid` of this process sleeps in epoll_wait right now, in the kernel's own
+// words (/proc/self/task/TID/syscall: the number of the system call it is blocked in).
+bool in_epoll_wait(pid_t tid) {
+  std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long number = -1;
+  if (!(file >> number)) return false;  // "running"
+  if (number == SYS_epoll_wait || number == SYS_epoll_pwait) return true;
+#ifdef SYS_epoll_pwait2
+  if (number == SYS_epoll_pwait2) return true;
+#endif
+  return false;
+}
+
+// Waits until thread `tid` blocks in epoll_wait; fails the test after 10 s.
+void wait_until_blocked(pid_t tid) {
+  auto limit = Clock::now() + 10s;
+  while (!in_epoll_wait(tid)) {
+    if (Clock::now() >= limit) {
+      FAIL_CHECK("the loop thread did not block in epoll_wait within 10 s");
+      return;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+// The kernel's id of the calling thread.
+pid_t this_thread_id() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // Runs reactor.run() on its own thread.
 class LoopThread {
@@ -717,14 +747,19 @@ TEST_CASE("post() from another thread wakes a blocked run() every time") {
   constexpr int kRounds = 50;
   std::vector<std::promise<void>> ran(kRounds);  // outlives the loop, whatever happens
   Reactor r;
+  std::promise<pid_t> started;
+  auto started_future = started.get_future();
+  r.post([&] { started.set_value(this_thread_id()); });
   LoopThread loop(r);
+  wait_ready(started_future, "the loop never ran its first task");
+  const pid_t loop_tid = started_future.get();
   int rounds_done = 0;
   for (int round = 0; round < kRounds; ++round) {
     auto ran_future = ran[static_cast<std::size_t>(round)].get_future();
+    wait_until_blocked(loop_tid);  // each post finds the loop asleep
     r.post([&ran, round] { ran[static_cast<std::size_t>(round)].set_value(); });
     if (ran_future.wait_for(5s) != std::future_status::ready) break;
     ++rounds_done;
-    if (round % 10 == 0) std::this_thread::sleep_for(5ms);  // let the loop block again
   }
   CHECK(rounds_done == kRounds);
   r.stop();
@@ -734,12 +769,12 @@ TEST_CASE("post() from another thread wakes a blocked run() every time") {
 TEST_CASE("stop() from another thread makes a blocked run() return") {
   FdLeakCheck fds;
   Reactor r;
-  std::promise<void> started;
+  std::promise<pid_t> started;
   auto started_future = started.get_future();
-  r.post([&] { started.set_value(); });
+  r.post([&] { started.set_value(this_thread_id()); });
   LoopThread loop(r);
   wait_ready(started_future, "the loop never ran its first task");
-  std::this_thread::sleep_for(20ms);  // let it block in epoll_wait
+  wait_until_blocked(started_future.get());
   CHECK_FALSE(loop.returned());
   r.stop();
   loop.join();
@@ -762,12 +797,12 @@ TEST_CASE("stop() before run() makes run() return at once, and a later run() wor
 
   // And a third run() blocks until stopped again.
   uint64_t before = r.iterations();
-  std::promise<void> started;
+  std::promise<pid_t> started;
   auto started_future = started.get_future();
-  r.post([&] { started.set_value(); });
+  r.post([&] { started.set_value(this_thread_id()); });
   LoopThread loop(r);
   wait_ready(started_future, "the loop never ran its task");
-  std::this_thread::sleep_for(20ms);
+  wait_until_blocked(started_future.get());
   CHECK_FALSE(loop.returned());
   r.stop();
   loop.join();

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <stdexcept>
@@ -68,6 +70,18 @@ bool saw_ping(int fd, Duration timeout = 3s) {
   return false;
 }
 
+// pool.join() within 10 s, rethrowing what it throws.  A pool whose loops do not end fails the
+// test and ends the run: its threads use this test's objects, so the test cannot go on.
+void join_within(ReactorPool& pool, Duration limit = 10s) {
+  auto joined = std::async(std::launch::async, [&pool] { pool.join(); });
+  if (joined.wait_for(limit) != std::future_status::ready) {
+    FAIL_CHECK("ReactorPool::join() did not return within 10 s");
+    std::fflush(nullptr);
+    std::abort();
+  }
+  joined.get();
+}
+
 std::vector<int> allowed_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -110,7 +124,7 @@ TEST_CASE("pool: two reactors accept on one port (SO_REUSEPORT), both serve hear
     for (int fd : clients) CHECK(saw_ping(fd));
 
     pool.shutdown(2s);
-    pool.join();
+    join_within(pool);
     CHECK(counters[0].shutdown_closes + counters[1].shutdown_closes == static_cast<int>(clients.size()));
     for (int fd : clients) {
       CHECK(read_to_end(fd) == kEof);
@@ -245,11 +259,16 @@ TEST_CASE("pool: stop() ends the loops and destroys each service on its own thre
       made[index] = std::this_thread::get_id();
       return std::make_shared<Owned>(destroyed[index]);
     });
-    pool.post(0, [] { throw std::runtime_error("task failed"); });
-    std::this_thread::sleep_for(20ms);
+    std::promise<void> throwing;
+    auto thrown = throwing.get_future();
+    pool.post(0, [&throwing] {
+      throwing.set_value();
+      throw std::runtime_error("task failed");
+    });
+    REQUIRE(thrown.wait_for(10s) == std::future_status::ready);  // stop() comes after it
     pool.stop();
-    CHECK_THROWS_WITH_AS(pool.join(), "task failed", std::runtime_error);
-    CHECK_NOTHROW(pool.join());
+    CHECK_THROWS_WITH_AS(join_within(pool), "task failed", std::runtime_error);
+    CHECK_NOTHROW(join_within(pool));
     for (int i = 0; i < 2; ++i) {
       CHECK((destroyed[i] == made[i]));
       CHECK((made[i] != std::this_thread::get_id()));

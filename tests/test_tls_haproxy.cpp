@@ -33,6 +33,7 @@
 #include "fd_count.hpp"
 #include "loopback.hpp"
 #include "programs.hpp"
+#include "skip.hpp"
 
 using namespace evwheel;
 using namespace loopback;
@@ -142,11 +143,11 @@ struct TempDir {
 TEST_CASE("TLS through HAProxy with docs/tls.md's config: heartbeats flow, a muted client is closed for idle_timeout, evwheel sees each client's own address") {
   const std::string haproxy = programs::find("haproxy"), openssl = programs::find("openssl");
   if (haproxy.empty()) {
-    MESSAGE("SKIPPED: haproxy not installed (apt-get install haproxy); the TLS-through-HAProxy test did not run");
+    skip::because("haproxy is not installed (apt-get install haproxy); the TLS-through-HAProxy test did not run");
     return;
   }
   if (openssl.empty()) {
-    MESSAGE("SKIPPED: openssl not installed (apt-get install openssl); the TLS-through-HAProxy test did not run");
+    skip::because("openssl is not installed (apt-get install openssl); the TLS-through-HAProxy test did not run");
     return;
   }
   const std::size_t fds = open_fd_count();

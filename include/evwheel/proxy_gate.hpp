@@ -7,11 +7,8 @@
 //
 // A socket is first looked at as it is accepted: a proxy sends its header right after
 // connecting, so usually it is complete already and the socket goes straight on.  Otherwise it
-// is registered edge-triggered: each peek sees everything received so far and a new edge comes
-// only with new bytes, so a header arriving in pieces costs one wake-up per piece and an idle
-// one costs none.  Slots come in chunks kept for reuse, each with an intrusive timer on the
-// reactor's wheel: no allocation per connection once the chunks cover the most sockets ever
-// waiting at once.
+// waits in a WaitingRoom (waiting_room.hpp): edge-triggered, so each peek sees everything
+// received so far and a new edge comes only with new bytes, and timed on the reactor's wheel.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +21,7 @@
 #include "evwheel/proxy_protocol.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/timer_wheel.hpp"
+#include "evwheel/waiting_room.hpp"
 
 namespace evwheel {
 
@@ -40,46 +38,33 @@ class ProxyGate {
   // `failures` (counts by ProxyError) and `on_error` (may be empty) must outlive the gate.
   ProxyGate(Reactor& reactor, Next next, ProxyProtocol accepted, Duration timeout,
             uint64_t (&failures)[kProxyErrors], const ProxyErrorCallback& on_error);
-  // Resets every socket still waiting (not counted as a failure).
-  ~ProxyGate();
+  // Sockets still waiting are reset (not counted as failures).
   ProxyGate(const ProxyGate&) = delete;
   ProxyGate& operator=(const ProxyGate&) = delete;
 
-  // Takes an accepted socket; the Endpoint gets it once its header is in.
+  // Takes an accepted socket; it goes on once its header is in.
   void hold(int fd);
-  std::size_t waiting() const noexcept { return waiting_; }
+  std::size_t waiting() const noexcept { return room_.size(); }
 
  private:
-  struct Waiting final : IoHandler, TimerEntry {
-    Waiting() noexcept : TimerEntry(&ProxyGate::expired) {}
+  struct Waiting final : WaitingSocket {
+    Waiting() noexcept : WaitingSocket(&ProxyGate::expired) {}
     void on_io(uint32_t events) override { gate->examine(*this, events); }
     ProxyGate* gate = nullptr;
-    int fd = -1;  // -1: the slot is free
-    Waiting* next_free = nullptr;
-  };
-  static constexpr std::size_t kChunk = 64;
-  struct Chunk {
-    Waiting slots[kChunk];
   };
 
   static void expired(TimerEntry& entry);
-  Waiting& take_slot();
-  void release(Waiting& waiting) noexcept;  // unregisters and frees the slot; the fd stays open
   // Peeks and acts on what has arrived; true while the socket still waits for more.  False
   // after it was passed on or refused, when the gate itself may be gone (see pass()).
   bool examine(Waiting& waiting, uint32_t events);
   void pass(Waiting& waiting, const ProxyHeader& header, char* scratch);
   void refuse(Waiting& waiting, ProxyError reason);
 
-  Reactor& reactor_;
   Next next_;
   ProxyProtocol accepted_;
-  Duration timeout_;
   uint64_t (&failures_)[kProxyErrors];
   const ProxyErrorCallback& on_error_;
-  std::vector<std::unique_ptr<Chunk>> chunks_;  // chunks never move: epoll and the wheel point in
-  Waiting* free_ = nullptr;
-  std::size_t waiting_ = 0;
+  WaitingRoom<Waiting> room_;
 };
 
 }  // namespace evwheel

@@ -7,10 +7,9 @@
 // head's bytes off the socket: frames a client sends right behind its request stay for the
 // Connection.  A socket is looked at as it is accepted (a client sends its request at once);
 // otherwise it waits registered edge-triggered, one wake-up per piece of request, with a
-// timer on the reactor's wheel: a handshake not complete within handshake_timeout (slowloris)
-// or whose peer leaves is reset.  Slots come in chunks kept for reuse: no allocation per
-// connection once the chunks cover the most sockets ever handshaking at once, and the request
-// bytes live in the socket, not here.
+// timer on the reactor's wheel (a WaitingRoom, waiting_room.hpp): a handshake not complete
+// within handshake_timeout (slowloris) or whose peer leaves is reset.  The request's bytes
+// live in the socket, not here.
 #pragma once
 
 #include <cstddef>
@@ -23,6 +22,7 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/timer_wheel.hpp"
+#include "evwheel/waiting_room.hpp"
 #include "evwheel/websocket.hpp"
 
 namespace evwheel {
@@ -36,26 +36,23 @@ struct WebSocketGateStats {
 
 class WebSocketGate {
  public:
-  // `codec` is the endpoint's; `stats` must outlive the gate.
+  // `codec` is the endpoint's; `stats` must outlive the gate.  Sockets still handshaking when
+  // the gate goes are reset (not counted as abandoned).
   WebSocketGate(Endpoint& endpoint, const WebSocketCodec& codec, WebSocketGateStats& stats);
-  // Resets every socket still handshaking (not counted as abandoned).
   ~WebSocketGate();
   WebSocketGate(const WebSocketGate&) = delete;
   WebSocketGate& operator=(const WebSocketGate&) = delete;
 
   // Takes an accepted socket; `client` is the client a PROXY header named, if any.
   void hold(int fd, const SocketAddress* client);
-  std::size_t waiting() const noexcept { return waiting_; }
+  std::size_t waiting() const noexcept { return room_.size(); }
 
  private:
   struct Waiting;
-  struct Chunk;
 
   static void expired(TimerEntry& entry);
-  Waiting& take_slot();
-  void release(Waiting& waiting) noexcept;  // unregisters and frees the slot; the fd stays open
   // Peeks and acts on what has arrived; true while the socket still waits for more.  False
-  // after it was answered or dropped, when the gate itself may be gone (see answer()).
+  // after it was answered or dropped, when the gate itself may be gone (see finish()).
   bool examine(Waiting& waiting, uint32_t events);
   // Answers the whole head of `length` bytes at the front of `head`.
   void answer(Waiting& waiting, const char* head, std::size_t length);
@@ -65,14 +62,11 @@ class WebSocketGate {
   void drop(Waiting& waiting) noexcept;  // resets the socket
 
   Endpoint& endpoint_;
-  Reactor& reactor_;
   const WebSocketCodec& codec_;
   WebSocketGateStats& stats_;
   std::unique_ptr<char[]> peek_;  // max_request + 1 bytes: one more tells a head too large
   std::string response_;           // reused for every answer
-  std::vector<std::unique_ptr<Chunk>> chunks_;  // chunks never move: epoll and the wheel point in
-  Waiting* free_ = nullptr;
-  std::size_t waiting_ = 0;
+  WaitingRoom<Waiting> room_;  // after what its slots use: emptied first
 };
 
 }  // namespace evwheel
