@@ -160,11 +160,19 @@ void Listener::pause() {
   log(LogLevel::error, "listener %s: accepting paused for %lld ms (%s)", options_.address.c_str(),
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after).count()),
       std::strerror(stats_.last_error));
-  reactor_.modify(fd_, 0);  // the queue stays in the kernel until we look again
+  // Out of epoll, not just muted: an interest mask of 0 still reports EPOLLHUP and EPOLLERR,
+  // and a listening socket in error would spin the loop.  The queue stays in the kernel until
+  // we look again.
+  reactor_.remove(fd_);
   resume_timer_ = reactor_.run_after(options_.retry_after, [this] {
     resume_timer_ = 0;
     if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
-    reactor_.modify(fd_, EPOLLIN);
+    try {
+      reactor_.add(fd_, EPOLLIN, *this);
+    } catch (const std::system_error& error) {
+      stats_.last_error = error.code().value();
+      pause();  // try again later rather than never
+    }
   });
 }
 
