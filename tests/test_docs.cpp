@@ -114,9 +114,9 @@ TEST_CASE("docs/architecture.md's layers name every public header once, each abo
   CHECK(headers >= 20);  // the directory was really read
   CHECK(includes >= 20);
   // Every name in the diagram is a header: a removed header leaves no stale row entry.
-  for (const auto& [name, row] : layers.row_of) {
-    INFO(name, " (row ", row, ")");
-    CHECK(std::filesystem::exists(dir + "/include/evwheel/" + name + ".hpp"));
+  for (const auto& named : layers.row_of) {
+    INFO(named.first, " (row ", named.second, ")");
+    CHECK(std::filesystem::exists(dir + "/include/evwheel/" + named.first + ".hpp"));
   }
 }
 
