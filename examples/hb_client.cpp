@@ -19,14 +19,16 @@
 #include "evwheel/endpoint.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/signals.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace {
 
 const char kUsage[] =
-    "usage: hb_client --connect HOST:PORT [--codec seed|framed] [--conns N] [--mute K]\n"
+    "usage: hb_client --connect HOST:PORT [--codec seed|framed|websocket] [--conns N] [--mute K]\n"
     "                 [--mode server|client|both] [--ping-interval-ms P] [--idle-timeout-ms I]\n"
     "                 [--tick-ms T] [--source IP] [--connect-attempts A]\n"
-    "Opens N connections and answers pings (--mode client|both: pings too).  The first K\n"
+    "Opens N connections and answers pings (--mode client|both: pings too); websocket\n"
+    "connections open with the handshake for path /, as a WebSocket client.  The first K\n"
     "connections to open are muted: they stop reading and never answer.  A failed or closed\n"
     "connection is tried again with backoff; each kind of connect error is printed once.\n"
     "With --connect-attempts A, a connection that fails A attempts in a row is given up, and\n"
@@ -99,6 +101,12 @@ class Client final : public evwheel::ConnectionHandler {
   std::unordered_map<const evwheel::Connector*, Failures> failures_;
 };
 
+evwheel::WebSocketOptions websocket_client() {
+  evwheel::WebSocketOptions options;
+  options.role = evwheel::WebSocketRole::client;
+  return options;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,7 +115,7 @@ int main(int argc, char** argv) {
   std::chrono::milliseconds interval(15000), idle(30000), tick(0);
   long conns = 1, mute = 0, attempts = 0;
   flags.text("--connect", &connect);
-  flags.choice("--codec", &codec, {"seed", "framed"});
+  flags.choice("--codec", &codec, {"seed", "framed", "websocket"});
   flags.integer("--conns", &conns, 1L, 10'000'000L);
   flags.integer("--mute", &mute, 0L, 10'000'000L);
   flags.choice("--mode", &mode, {"server", "client", "both"});
@@ -123,6 +131,7 @@ int main(int argc, char** argv) {
   evwheel::EndpointOptions options;
   options.side = evwheel::Side::client;
   if (codec == "seed") options.codec = std::make_shared<evwheel::SeedCodec>();
+  if (codec == "websocket") options.codec = std::make_shared<evwheel::WebSocketCodec>(websocket_client());
   options.heartbeat.mode = mode == "server" ? evwheel::PingMode::server
                            : mode == "client" ? evwheel::PingMode::client
                                               : evwheel::PingMode::both;

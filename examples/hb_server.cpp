@@ -17,18 +17,19 @@
 #include "evwheel/reactor.hpp"
 #include "evwheel/shutdown.hpp"
 #include "evwheel/signals.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace {
 
 const char kUsage[] =
-    "usage: hb_server --listen HOST:PORT [--codec seed|framed] [--ping-interval-ms P]\n"
+    "usage: hb_server --listen HOST:PORT [--codec seed|framed|websocket] [--ping-interval-ms P]\n"
     "                 [--idle-timeout-ms I] [--tick-ms T] [--max-conns N] [--reuse-port 0|1]\n"
     "                 [--metrics-port M]\n"
     "Pings every connection each P ms and closes a peer silent for I ms (defaults: the\n"
-    "seed's 15000 and 30000, codec framed).  Prints counters to stderr once a second;\n"
-    "with --metrics-port, serves them to Prometheus at http://127.0.0.1:M/metrics (0: a free\n"
-    "port, printed).  SIGINT/SIGTERM stop accepting, give queued output up to 5 s to drain,\n"
-    "close every connection and exit 0.\n";
+    "seed's 15000 and 30000, codec framed; websocket takes an upgrade to any path).  Prints\n"
+    "counters to stderr once a second; with --metrics-port, serves them to Prometheus at\n"
+    "http://127.0.0.1:M/metrics (0: a free port, printed).  SIGINT/SIGTERM stop accepting,\n"
+    "give queued output up to 5 s to drain, close every connection and exit 0.\n";
 
 class Quiet final : public evwheel::ConnectionHandler {};
 
@@ -50,7 +51,7 @@ int main(int argc, char** argv) {
   std::chrono::milliseconds interval(15000), idle(30000), tick(0);
   long max_conns = 0, metrics_port = -1;
   flags.text("--listen", &listen);
-  flags.choice("--codec", &codec, {"seed", "framed"});
+  flags.choice("--codec", &codec, {"seed", "framed", "websocket"});
   flags.duration_ms("--ping-interval-ms", &interval, 1, 86'400'000);
   flags.duration_ms("--idle-timeout-ms", &idle, 1, 86'400'000);
   flags.duration_ms("--tick-ms", &tick, 0, 86'400'000);
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
   evwheel::EndpointOptions options;
   options.side = evwheel::Side::server;
   if (codec == "seed") options.codec = std::make_shared<evwheel::SeedCodec>();
+  if (codec == "websocket") options.codec = std::make_shared<evwheel::WebSocketCodec>();
   options.heartbeat.ping_interval = interval;
   options.heartbeat.idle_timeout = idle;
   options.heartbeat.tick = tick;

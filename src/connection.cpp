@@ -438,20 +438,12 @@ std::size_t Connection::queued() const noexcept { return output_ ? output_->size
 
 uint16_t Connection::close_code() const noexcept { return engine_->close_code; }
 
-SocketAddress Connection::peer_address() const noexcept {
+Address Connection::peer_address() const noexcept {
   if (const SocketAddress* client = engine_->proxied_clients.find(fd_)) return *client;
-  SocketAddress address{};
-  socklen_t length = sizeof address;
-  if (::getpeername(fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
-  return address;
+  return Address::peer_of(fd_);
 }
 
-SocketAddress Connection::local_address() const noexcept {
-  SocketAddress address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd_, &address.any, &length) < 0) address.any.sa_family = AF_UNSPEC;
-  return address;
-}
+Address Connection::local_address() const noexcept { return Address::local_of(fd_); }
 
 void Connection::fail(int error) {
   bool reset = error == ECONNRESET || error == EPIPE;

@@ -104,20 +104,24 @@ Endpoint::~Endpoint() {
 
 void Endpoint::apply_socket_options(int fd) const {
   const SocketOptions& socket = options_.socket;
+  // Every option here is TCP's.  A Unix domain socket refuses them with EOPNOTSUPP: the first
+  // refusal ends the list without error, rather than one more system call per adopt to ask each
+  // socket its protocol first.  false: not TCP.
   auto set = [fd](int level, int name, int value) {
-    if (::setsockopt(fd, level, name, &value, sizeof value) < 0)
-      throw std::system_error(errno, std::generic_category(), "evwheel: setsockopt");
+    if (::setsockopt(fd, level, name, &value, sizeof value) == 0) return true;
+    if (errno == EOPNOTSUPP || errno == ENOPROTOOPT) return false;
+    throw std::system_error(errno, std::generic_category(), "evwheel: setsockopt");
   };
   auto seconds = [](Duration d) {
     return static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
   };
-  if (socket.no_delay) set(IPPROTO_TCP, TCP_NODELAY, 1);
-  if (socket.keepalive) {
-    set(SOL_SOCKET, SO_KEEPALIVE, 1);
-    set(IPPROTO_TCP, TCP_KEEPIDLE, seconds(socket.keepalive_idle));
-    set(IPPROTO_TCP, TCP_KEEPINTVL, seconds(socket.keepalive_interval));
-    set(IPPROTO_TCP, TCP_KEEPCNT, socket.keepalive_count);
-  }
+  if (socket.no_delay && !set(IPPROTO_TCP, TCP_NODELAY, 1)) return;
+  // TCP_KEEPIDLE first: SO_KEEPALIVE alone would succeed on a Unix socket, and mean nothing.
+  if (socket.keepalive &&
+      !(set(IPPROTO_TCP, TCP_KEEPIDLE, seconds(socket.keepalive_idle)) &&
+        set(IPPROTO_TCP, TCP_KEEPINTVL, seconds(socket.keepalive_interval)) &&
+        set(IPPROTO_TCP, TCP_KEEPCNT, socket.keepalive_count) && set(SOL_SOCKET, SO_KEEPALIVE, 1)))
+    return;
   if (socket.user_timeout > Duration::zero())
     set(IPPROTO_TCP, TCP_USER_TIMEOUT,
         static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(socket.user_timeout).count()));
@@ -174,6 +178,14 @@ Connection* Endpoint::adopt(int fd, const Adoption& adoption) {
   connection->set_context(adoption.context);
   engine_.heartbeat.start(*connection, reactor_.now());
   return connection->notify_open() ? connection : nullptr;
+}
+
+void Endpoint::observe(Connection& connection, CloseObserver* observer) {
+  reactor_.assert_in_loop_thread();
+  if (observer)
+    observers_.claim(connection.fd_) = observer;
+  else
+    observers_.release(connection.fd_);
 }
 
 void Endpoint::closed(Connection& connection, CloseReason reason, int error) noexcept {

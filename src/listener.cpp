@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "evwheel/address.hpp"
 #include "evwheel/log.hpp"
+#include "socket_file.hpp"
 
 namespace evwheel {
 
@@ -25,24 +25,10 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
   if (options_.accept_batch < 1) throw std::invalid_argument("evwheel: listener accept_batch must be >= 1");
   if (options_.proxy_protocol != ProxyProtocol::off && options_.proxy_timeout <= Duration::zero())
     throw std::invalid_argument("evwheel: listener proxy_timeout must be > 0");
-  sockaddr_in address = parse_address(options_.address);
-  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "evwheel: socket");
-  auto fail = [&](const char* what) {
-    int error = errno;
-    ::close(fd_);
-    throw std::system_error(error, std::generic_category(),
-                            std::string("evwheel: ") + what + " " + options_.address);
-  };
-  int one = 1;
-  if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) fail("SO_REUSEADDR");
-  if (options_.reuse_port && ::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-    fail("SO_REUSEPORT");
-  if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) < 0) fail("bind");
-  if (::listen(fd_, options_.backlog) < 0) fail("listen");
-  socklen_t length = sizeof address;
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) < 0) fail("getsockname");
-  port_ = ntohs(address.sin_port);
+  Address address = Address::parse(options_.address);
+  if (options_.reuse_port && address.family() == AF_UNIX)
+    throw std::invalid_argument("evwheel: listener reuse_port needs a TCP address, not '" + options_.address + "'");
+  open_socket(address);
   reserve_fd_ = open_reserve();
   try {
     if (auto* websocket = dynamic_cast<const WebSocketCodec*>(&endpoint_.codec()))
@@ -53,10 +39,33 @@ Listener::Listener(Endpoint& endpoint, ListenerOptions options)
           options_.proxy_timeout, stats_.proxy_failures, options_.on_proxy_error);
     reactor_.add(fd_, EPOLLIN, *this);
   } catch (...) {
-    if (reserve_fd_ >= 0) ::close(reserve_fd_);
-    ::close(fd_);
+    close();
     throw;
   }
+}
+
+void Listener::open_socket(const Address& address) {
+  if (!address.unix_path().empty()) SocketFile::clear_stale(address, options_.address);
+  fd_ = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "evwheel: socket " + options_.address);
+  auto fail = [&](const char* what) {
+    int error = errno;
+    close();
+    throw std::system_error(error, std::generic_category(),
+                            std::string("evwheel: ") + what + " " + options_.address);
+  };
+  int one = 1, v6_only = options_.v6_only;
+  if (address.family() != AF_UNIX && ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+    fail("SO_REUSEADDR");
+  if (options_.reuse_port && ::setsockopt(fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) fail("SO_REUSEPORT");
+  // Set either way: the system default (net.ipv6.bindv6only) must not decide what [::] means.
+  if (address.family() == AF_INET6 && ::setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &v6_only, sizeof v6_only) < 0)
+    fail("IPV6_V6ONLY");
+  if (::bind(fd_, address.get(), address.length()) < 0) fail("bind");
+  if (!address.unix_path().empty()) socket_file_ = std::make_unique<SocketFile>(address);
+  if (::listen(fd_, options_.backlog) < 0) fail("listen");
+  address_ = Address::local_of(fd_);
+  if (address_.family() == AF_UNSPEC) fail("getsockname");
 }
 
 Listener::~Listener() { close(); }
@@ -70,6 +79,7 @@ void Listener::close() noexcept {
   fd_ = -1;
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
   reserve_fd_ = -1;
+  if (socket_file_) socket_file_->remove();
 }
 
 void Listener::admit(int fd, const SocketAddress* client) {
@@ -150,11 +160,19 @@ void Listener::pause() {
   log(LogLevel::error, "listener %s: accepting paused for %lld ms (%s)", options_.address.c_str(),
       static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(options_.retry_after).count()),
       std::strerror(stats_.last_error));
-  reactor_.modify(fd_, 0);  // the queue stays in the kernel until we look again
+  // Out of epoll, not just muted: an interest mask of 0 still reports EPOLLHUP and EPOLLERR,
+  // and a listening socket in error would spin the loop.  The queue stays in the kernel until
+  // we look again.
+  reactor_.remove(fd_);
   resume_timer_ = reactor_.run_after(options_.retry_after, [this] {
     resume_timer_ = 0;
     if (reserve_fd_ < 0) reserve_fd_ = open_reserve();
-    reactor_.modify(fd_, EPOLLIN);
+    try {
+      reactor_.add(fd_, EPOLLIN, *this);
+    } catch (const std::system_error& error) {
+      stats_.last_error = error.code().value();
+      pause();  // try again later rather than never
+    }
   });
 }
 

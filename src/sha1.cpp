@@ -76,7 +76,7 @@ void Sha1::update(std::string_view bytes) noexcept {
   length_ += n;
   if (buffered_ > 0) {
     std::size_t take = std::min(n, kBlockSize - buffered_);
-    std::memcpy(block_ + buffered_, p, take);
+    if (take > 0) std::memcpy(block_ + buffered_, p, take);
     buffered_ += take;
     p += take;
     n -= take;
@@ -86,7 +86,7 @@ void Sha1::update(std::string_view bytes) noexcept {
   }
   // Whole blocks are hashed where they lie; only a trailing piece is copied.
   for (; n >= kBlockSize; p += kBlockSize, n -= kBlockSize) compress(p);
-  std::memcpy(block_, p, n);
+  if (n > 0) std::memcpy(block_, p, n);
   buffered_ = n;
 }
 

@@ -156,7 +156,7 @@ std::size_t encode_frame_header(Opcode opcode, bool fin, uint64_t payload_length
 
 std::size_t write_frame(Opcode opcode, bool fin, std::string_view payload, const MaskKey* mask, char* out) noexcept {
   const std::size_t header = encode_frame_header(opcode, fin, payload.size(), mask, out);
-  std::memcpy(out + header, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(out + header, payload.data(), payload.size());
   if (mask) apply_mask(out + header, payload.size(), *mask, 0);
   return header + payload.size();
 }
@@ -213,7 +213,8 @@ std::size_t write_close_payload(CloseCode code, std::string_view reason, char* o
     if (state == kUtf8Invalid) break;
     if (utf8_complete(state)) kept = i + 1;
   }
-  std::memcpy(out + 2, reason.data(), kept);
+  // An empty reason may have a null data(): memcpy's arguments must not be null even for 0 bytes.
+  if (kept > 0) std::memcpy(out + 2, reason.data(), kept);
   return 2 + kept;
 }
 

@@ -1,5 +1,6 @@
-// loopback — helpers shared by test_connection/test_listener/test_connector: a loop driver,
-// raw peer sockets on 127.0.0.1, framed bytes, and a handler that records what happened.
+// loopback — helpers shared by the tests over real sockets: a loop driver, raw peer sockets on
+// 127.0.0.1, framed bytes, a handler that records what happened, and a server and a client
+// side on one reactor.
 #pragma once
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -22,7 +24,9 @@
 #include "evwheel/address.hpp"
 #include "evwheel/codec.hpp"
 #include "evwheel/connection.hpp"
+#include "evwheel/connector.hpp"
 #include "evwheel/endpoint.hpp"
+#include "evwheel/listener.hpp"
 #include "evwheel/reactor.hpp"
 #include "evwheel/waiting_room.hpp"
 
@@ -70,6 +74,25 @@ inline int raw_listen(int backlog, sockaddr_in* address) {
     return -1;
   }
   return fd;
+}
+
+// A socket bound to `address` (port 0: a free one; see Address::local_of for which) but not
+// listening: connects to it are refused, and nobody else can take the port meanwhile; -1 on
+// failure.
+inline int bound_not_listening(const evwheel::Address& address) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && ::bind(fd, address.get(), address.length()) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// Whether this machine has an IPv6 loopback (::1) to bind to: tests that need one say so and
+// skip without it.
+inline bool ipv6_loopback_available() {
+  int fd = bound_not_listening(evwheel::Address::parse("[::1]:0"));
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 // A blocking TCP socket connected to 127.0.0.1:port (from `source` if given; SO_RCVBUF set
@@ -171,12 +194,7 @@ inline std::string peer_host(int fd) {
 }
 
 // The local address of socket `fd` as HOST:PORT (what the peer sees as its client address).
-inline std::string local_address(int fd) {
-  sockaddr_in address{};
-  socklen_t length = sizeof address;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) < 0) return "?";
-  return evwheel::to_string(address);
-}
+inline std::string local_address(int fd) { return evwheel::to_string(evwheel::Address::local_of(fd)); }
 
 // One frame of the framed codec: 4-byte big-endian length, type byte, payload (length may lie).
 inline std::string frame(FrameType type, std::string_view payload, uint32_t length = UINT32_MAX) {
@@ -252,6 +270,49 @@ struct Recorder : evwheel::ConnectionHandler {
   std::size_t closed_with(CloseReason reason) const {
     return static_cast<std::size_t>(std::count_if(closes.begin(), closes.end(),
                                                   [&](const Close& c) { return c.reason == reason; }));
+  }
+};
+
+// One reactor with a server endpoint and a client endpoint, each recorded, the heartbeat out of
+// the way (1 s / 3 s); listen() and connect() add a listener and a connector (replacing the
+// previous one), destroyed before the endpoints.
+struct Sides {
+  evwheel::Reactor reactor;
+  Recorder server, client;
+  evwheel::Endpoint server_ep{reactor, server, options(evwheel::Side::server, 1s, 3s)};
+  evwheel::Endpoint client_ep{reactor, client, options(evwheel::Side::client, 1s, 3s)};
+  std::optional<evwheel::Listener> listener;
+  std::optional<evwheel::Connector> connector;
+
+  evwheel::Listener& listen(const std::string& address, bool v6_only = false) {
+    evwheel::ListenerOptions o;
+    o.address = address;
+    o.v6_only = v6_only;
+    return listener.emplace(server_ep, o);
+  }
+  // Starts a connector to `address` (from `source` if not empty).
+  evwheel::Connector& connect(const std::string& address, const std::string& source = "") {
+    evwheel::ConnectorOptions o;
+    o.address = address;
+    o.source = source;
+    connector.reset();
+    connector.emplace(client_ep, o);
+    connector->start();
+    return *connector;
+  }
+  // Pumps until the connector is connected and the server has a connection open.
+  bool opened() {
+    return pump_until(reactor, [&] { return connector && connector->connection() && !server.live.empty(); });
+  }
+  // Sends `text` over the connector's connection and back from the server's newest one; true
+  // when it arrived both ways.
+  bool exchange(const std::string& text) {
+    if (!opened()) return false;
+    std::size_t to_server = server.messages.size(), to_client = client.messages.size();
+    return connector->connection()->send(text) &&
+           pump_until(reactor, [&] { return server.messages.size() > to_server; }) &&
+           server.messages.back() == text && server.live.back()->send(text) &&
+           pump_until(reactor, [&] { return client.messages.size() > to_client; }) && client.messages.back() == text;
   }
 };
 

@@ -96,14 +96,23 @@ inline long number_after(const std::string& text, const std::string& prefix) {
   return at == std::string::npos ? -1 : std::strtol(text.c_str() + at + prefix.size(), nullptr, 10);
 }
 
-// One of the binaries `make` built, running as a child of the test: its stderr collected in a
-// file of its own, its stdout there too or in a file of the test's choosing; killed and
-// reaped if the test stops early (a failed REQUIRE leaves nothing behind).
+// How often `what` occurs in `text`.
+inline std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// A program running as a child of the test — one of the binaries `make` built, or an external
+// one named by its path: its stderr collected in a file of its own, its stdout there too or
+// in a file of the test's choosing; killed and reaped if the test stops early (a failed
+// REQUIRE leaves nothing behind).
 class Built {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Starts build_dir()/args[0] with args[1..]; started() is false if it could not be.
+  // Starts args[0] with args[1..]: build_dir()/args[0], or args[0] itself when it is a path
+  // (has a '/'); started() is false if it could not be.
   explicit Built(std::vector<std::string> args, const std::string& stdout_path = "") {
     char log[] = "/tmp/evwheel-program-XXXXXX";
     int log_fd = ::mkstemp(log);
@@ -113,7 +122,7 @@ class Built {
     Plumbing plumbing;
     plumbing.log = log_;
     plumbing.out = stdout_path.empty() ? -1 : ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    args[0] = build_dir() + "/" + args[0];
+    if (args[0].find('/') == std::string::npos) args[0] = build_dir() + "/" + args[0];
     pid_ = spawn(args, plumbing);
     if (plumbing.out >= 0) ::close(plumbing.out);
   }
@@ -140,6 +149,12 @@ class Built {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return true;
+  }
+
+  // Waits until its stderr holds `prefix` and returns the number after it (a port it
+  // announces), or -1 if that does not come within `timeout`.
+  long wait_for_number(const std::string& prefix, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
+    return wait_for_stderr(prefix, timeout) ? number_after(stderr_text(), prefix) : -1;
   }
 
   // Waits up to `timeout` for it to end: its exit status, 128 + the signal that ended it, or

@@ -81,6 +81,10 @@ TEST_CASE("evwheel-bench rejects bad arguments with one line and status 2") {
       "conns --reactors 2 --timers lazy",
       "conns --reactors 2 --timers all",
       "conns --reactors 2 --conns 100000",
+      "conns --codec websocket --timers all",
+      "conns --codec framed,websocket --timers sweep",
+      "conns --codec framed,framed",
+      "conns --codec framed,",
       "conns 5",
       "timers --sizes 1e3,x",
       "timers --only wheel,tree",
@@ -198,4 +202,34 @@ TEST_CASE("evwheel-bench conns --timers rearm (the heap timer restarted on every
   // for the machine-wide slab figure.
   CHECK(json_number(all, "extrapolated_conns_per_core_15s") > 0);
   CHECK(all.find("\"kernel_slab_bytes_per_conn\": null") != std::string::npos);
+}
+
+TEST_CASE("evwheel-bench conns --codec framed,websocket runs the wheel server once per codec on the same load and reports websocket against framed") {
+  std::string json = "/tmp/evwheel-bench-codecs-" + std::to_string(::getpid()) + ".json";
+  Outcome outcome = run_bench("conns --conns 200 --ping-interval-ms 200 --idle-timeout-ms 1000 --duration 0.3"
+                              " --codec framed,websocket --floor-seconds 0 --json " + json);
+  INFO(outcome.output);
+  REQUIRE(outcome.status == 0);
+  const std::string all = take_file(json);
+  CHECK(all.find("\"codec\": \"framed,websocket\"") != std::string::npos);
+  const std::size_t framed_at = all.find("\"codec\": \"framed\"");
+  const std::size_t websocket_at = all.find("\"codec\": \"websocket\"");
+  REQUIRE(framed_at != std::string::npos);
+  REQUIRE(websocket_at != std::string::npos);
+  CHECK(framed_at < websocket_at);
+  const std::string framed = all.substr(framed_at, websocket_at - framed_at), websocket = all.substr(websocket_at);
+  for (const std::string* run : {&framed, &websocket}) {
+    CHECK(json_number(*run, "held") == 200);
+    CHECK(json_number(*run, "connect_failures") == 0);
+    CHECK(json_number(*run, "false_closes") == 0);
+    CHECK(json_number(*run, "detected") == 20);  // every mute, websocket's too
+    CHECK(json_number(*run, "us_per_heartbeat") > 0);
+    CHECK(json_number(*run, "user_bytes_per_conn") > 0);
+  }
+  CHECK(json_number(framed, "x_framed") == doctest::Approx(1).epsilon(0.001));
+  CHECK(json_number(websocket, "x_framed") ==
+        doctest::Approx(json_number(websocket, "us_per_heartbeat") / json_number(framed, "us_per_heartbeat")).epsilon(0.01));
+  CHECK(outcome.output.find("wheel framed") != std::string::npos);
+  CHECK(outcome.output.find("wheel websocket") != std::string::npos);
+  CHECK(outcome.output.find("x framed (same server)") != std::string::npos);
 }

@@ -216,6 +216,28 @@ TEST_CASE("framed: a length of max_frame + 1 is a protocol error judged from the
   }
 }
 
+TEST_CASE("framed: a seed peer's \"ping\" or \"pong\" is a protocol error on its 4th byte") {
+  FramedCodec codec;
+  Frame frame;
+  for (std::string token : {"ping", "pong"}) {
+    CAPTURE(token);
+    for (std::size_t len = 0; len < 4; ++len) CHECK(decode(codec, token.substr(0, len), frame) == 0);
+    CHECK(decode(codec, token, frame) == -1);
+    CHECK(decode(codec, token + token, frame) == -1);
+  }
+}
+
+TEST_CASE("seed: a framed peer's frame is a protocol error on its first byte") {
+  SeedCodec codec;
+  FramedCodec framed;
+  Frame frame;
+  for (FrameType type : {FrameType::data, FrameType::ping, FrameType::pong}) {
+    std::string wire = encode(framed, type, "12345678");
+    CHECK(decode(codec, wire.substr(0, 1), frame) == -1);
+    CHECK(decode(codec, wire, frame) == -1);
+  }
+}
+
 TEST_CASE("framed: an unknown type byte (3, 255) is a protocol error") {
   FramedCodec codec;
   Frame frame;

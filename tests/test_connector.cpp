@@ -24,23 +24,6 @@ using evwheel::TimePoint;
 
 namespace {
 
-// A socket bound to a free 127.0.0.1 port but not listening: connects to it are refused, and
-// nobody else can take the port meanwhile.
-int bound_not_listening(uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t n = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n) < 0) {
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 std::string local_host(int fd) {
   sockaddr_in a{};
   socklen_t n = sizeof a;
@@ -58,9 +41,9 @@ EndpointOptions quiet(Side side) { return options(side, 1s, 3s); }
 TEST_CASE("connecting to a closed port fails with on_connect_error(ECONNREFUSED), once without reconnect") {
   const std::size_t fds = open_fd_count();
   {
-    uint16_t port = 0;
-    int reserved = bound_not_listening(&port);
+    int reserved = bound_not_listening(Address::parse("127.0.0.1:0"));
     REQUIRE(reserved >= 0);
+    uint16_t port = Address::local_of(reserved).port();
     Reactor reactor;
     Recorder client;
     Endpoint endpoint(reactor, client, quiet(Side::client));

@@ -20,6 +20,7 @@
 
 using namespace loopback;
 using programs::Built;
+using programs::occurrences;
 
 namespace {
 
@@ -38,12 +39,6 @@ bool wait_for_file(const std::string& path, const std::string& text, Duration ti
     std::this_thread::sleep_for(10ms);
   }
   return true;
-}
-
-std::size_t occurrences(const std::string& text, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 // A port nobody listens on now (bound, then released).
@@ -113,8 +108,10 @@ TEST_CASE("every long-running example exits 0 on SIGTERM and on SIGINT") {
       {"pool_server", "--listen", "127.0.0.1:0", "--reactors", "2"},
       {"pool_server", "--listen", "127.0.0.1:" + port, "--prefork", "2"},
       {"minimal_client"},
+      {"ws_server", "--listen", "127.0.0.1:0"},
   };
-  const char* const started[] = {"listening on port", "failed", "reactor thread(s)", "worker process(es)", ""};
+  const char* const started[] = {"listening on port", "failed", "reactor thread(s)", "worker process(es)", "",
+                                 "listening on http://"};
   for (int signal : {SIGTERM, SIGINT}) {
     for (std::size_t i = 0; i < commands.size(); ++i) {
       CAPTURE(commands[i][0]);
@@ -191,4 +188,77 @@ TEST_CASE("an example's errors carry its own name once, never the library's pref
     CHECK(err.find('\n') == err.size() - 1);
     CHECK(err.find("evwheel: ") == std::string::npos);
   }
+}
+
+TEST_CASE("hb_client --codec websocket holds WebSocket connections to hb_server --codec websocket; its muted one is closed by the idle timeout") {
+  Built server({"hb_server", "--listen", "127.0.0.1:0", "--codec", "websocket", "--ping-interval-ms", "100",
+                "--idle-timeout-ms", "500"});
+  REQUIRE(server.started());
+  const long port = server.wait_for_number("listening on port ");
+  REQUIRE(port > 0);
+  Built client({"hb_client", "--connect", "127.0.0.1:" + std::to_string(port), "--codec", "websocket", "--conns", "2",
+                "--mute", "1"});
+  REQUIRE(client.started());
+  // Counters come once a second: the mute one is gone within I and a tick.
+  CHECK(server.wait_for_stderr("idle-closes 1 ", 5s));
+  client.signal(SIGTERM);
+  CHECK(client.wait() == 0);
+  server.signal(SIGTERM);
+  CHECK(server.wait() == 0);
+  const std::string client_said = client.stderr_text(), server_said = server.stderr_text();
+  INFO("hb_client said: ", client_said, "\nhb_server said: ", server_said);
+  const std::string last_client = client_said.substr(client_said.rfind("open "));
+  const std::string last_server = server_said.substr(server_said.rfind("open "));
+  CHECK(programs::number_after(last_client, "failed ") == 0);
+  CHECK(programs::number_after(last_client, "pongs-sent ") >= 5);  // ping frames answered
+  CHECK(programs::number_after(last_client, "reset ") >= 1);       // the mute one, dropped by the server
+  CHECK(programs::number_after(last_server, "pongs ") >= 5);
+  CHECK(programs::number_after(last_server, "idle-closes ") >= 1);
+}
+
+TEST_CASE("ws_server serves its page at /, 404 elsewhere, upgrades /ws only, and sends each connection its RTT as text; a line per open and close") {
+  Built server({"ws_server", "--listen", "127.0.0.1:0", "--ping-interval-ms", "50", "--idle-timeout-ms", "2000",
+                "--rtt-every-ms", "50"});
+  REQUIRE(server.started());
+  const long announced = server.wait_for_number("listening on http://127.0.0.1:");
+  REQUIRE(announced > 0);
+  const auto port = static_cast<uint16_t>(announced);
+  auto exchange = [port](const std::string& request) {
+    int fd = raw_connect(port);
+    std::string answer;
+    if (fd >= 0 && write_all(fd, request)) read_to_end(fd, &answer);
+    ::close(fd);
+    return answer;
+  };
+  const std::string upgrade = " HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+  const std::string page = exchange("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(page.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(page.find("new WebSocket(`ws://${location.host}/ws`)") != std::string::npos);
+  CHECK(exchange("GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n").rfind("HTTP/1.1 404", 0) == 0);
+  CHECK(exchange("GET /chat" + upgrade).rfind("HTTP/1.1 404", 0) == 0);
+
+  int peer = raw_connect(port);
+  REQUIRE(peer >= 0);
+  REQUIRE(write_all(peer, "GET /ws" + upgrade));
+  std::string got;
+  // Unmasked text frames: 0x81, the length, the report.  This client answers no ping, so the
+  // server has measured nothing yet.
+  const std::string report = std::string("\x81\x0d") + "{\"rtt_us\": 0}";
+  auto deadline = Clock::now() + 5s;
+  while (got.find(report) == std::string::npos && Clock::now() < deadline && drain(peer, got) == kOpen)
+    std::this_thread::sleep_for(10ms);
+  CHECK(got.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+  CHECK(got.find(report) != std::string::npos);
+  ::close(peer);  // no close frame: 1006
+
+  server.signal(SIGTERM);
+  CHECK(server.wait() == 0);
+  const std::string out = server.stderr_text();
+  INFO("ws_server said: ", out);
+  CHECK(occurrences(out, "open fd ") == 1);
+  CHECK(occurrences(out, ": peer closed, code 1006, rtt 0 us\n") == 1);
+  CHECK(programs::number_after(out, "pages ") == 2);
+  CHECK(programs::number_after(out, "upgrades ") == 1);
+  CHECK(programs::number_after(out, "refused ") == 1);
 }

@@ -283,3 +283,22 @@ TEST_CASE("EMFILE: a server out of descriptors sheds without spinning and serves
   }
   CHECK(open_fd_count() == fds);
 }
+
+TEST_CASE("a listening socket in error pauses accepting without spinning the loop: one pause per retry_after") {
+  Reactor reactor;
+  Recorder handler;
+  Endpoint endpoint(reactor, handler, options(Side::server, 10s, 30s));
+  ListenerOptions o;
+  o.retry_after = 50ms;
+  Listener listener(endpoint, o);
+  // Shut down for reading, the socket no longer listens: accept fails (EINVAL) and epoll
+  // reports EPOLLHUP whatever interest is registered.
+  REQUIRE(::shutdown(listener.fd(), SHUT_RD) == 0);
+  reactor.update_now();
+  const TimePoint start = reactor.now();
+  REQUIRE(pump_until(reactor, [&] { return listener.stats().pauses >= 4; }));
+  // Each pause lasts retry_after on the loop's own clock; a loop woken by the error over and
+  // over would pile up the pauses within microseconds.
+  CHECK(reactor.now() - start >= 3 * o.retry_after);
+  CHECK(listener.stats().accept_errors == listener.stats().pauses);
+}

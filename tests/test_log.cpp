@@ -1,5 +1,5 @@
 // The logging hook: levels and the default sink, and each report the library makes through it
-// (README, "Logging"): callback and on_close exceptions, accept errors and paused accepting,
+// (docs/service.md, "Logging"): callback and on_close exceptions, accept errors and paused accepting,
 // connections shed for descriptors or at max_connections, socket errors, protocol-error and
 // output-overflow closes, other closes, epoll_wait and timerfd_settime failures, and a
 // descriptor removed after it was closed.

@@ -329,9 +329,7 @@ TEST_CASE("a reused descriptor does not inherit the previous connection's proxie
     int first_client = raw_connect(port);
     int fd = ::accept(listening, nullptr, nullptr);
     REQUIRE((first_client >= 0 && fd >= 0));
-    SocketAddress proxied{};
-    proxied.v4 = parse_address("203.0.113.7:40000");
-    REQUIRE(endpoint.adopt_proxied(fd, proxied) != nullptr);
+    REQUIRE(endpoint.adopt_proxied(fd, Address::parse("203.0.113.7:40000").ip()) != nullptr);
     int second_client = raw_connect(port, 0, "127.0.0.5");
     int accepted = ::accept(listening, nullptr, nullptr);
     REQUIRE((second_client >= 0 && accepted >= 0));

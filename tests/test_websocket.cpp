@@ -3,9 +3,12 @@
 // is seen from the wire: the close code that comes back, the close reason evwheel reports.
 #include <doctest/doctest.h>
 
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -33,6 +36,16 @@ EndpointOptions server_options(Duration interval = 10s, Duration idle = 30s, Web
   EndpointOptions o = options(Side::server, interval, idle);
   o.codec = server_codec(ws_options);
   o.close_timeout = 300ms;
+  return o;
+}
+
+// A client endpoint's options: evwheel's WebSocket client, asking for `path`.
+EndpointOptions client_endpoint_options(Duration interval, Duration idle, std::string path = "/") {
+  EndpointOptions o = options(Side::client, interval, idle);
+  WebSocketOptions websocket;
+  websocket.role = WebSocketRole::client;
+  websocket.path = std::move(path);
+  o.codec = std::make_shared<WebSocketCodec>(websocket);
   return o;
 }
 
@@ -366,12 +379,7 @@ TEST_CASE("websocket: evwheel's client and server heartbeat each other, exchange
   Endpoint server(reactor, server_handler, server_options(50ms, 2s));
   Listener listener(server, {});
   server_handler.message_hook = [](Connection& c, std::string_view m) { c.send_text(m); };
-  EndpointOptions client_options = options(Side::client, 50ms, 2s);
-  WebSocketOptions client_ws;
-  client_ws.role = WebSocketRole::client;
-  client_ws.path = "/feed";
-  client_options.codec = std::make_shared<WebSocketCodec>(client_ws);
-  Endpoint client(reactor, client_handler, client_options);
+  Endpoint client(reactor, client_handler, client_endpoint_options(50ms, 2s, "/feed"));
   ConnectorOptions connector_options;
   connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
   Connector connector(client, connector_options);
@@ -400,11 +408,7 @@ TEST_CASE("websocket: a connector whose handshake is refused reports EPROTO and 
   WsRecorder server_handler, client_handler;
   Endpoint server(reactor, server_handler, server_options(10s, 30s, refuse_all));
   Listener listener(server, {});
-  EndpointOptions client_options = options(Side::client, 10s, 30s);
-  WebSocketOptions client_ws;
-  client_ws.role = WebSocketRole::client;
-  client_options.codec = std::make_shared<WebSocketCodec>(client_ws);
-  Endpoint client(reactor, client_handler, client_options);
+  Endpoint client(reactor, client_handler, client_endpoint_options(10s, 30s));
   ConnectorOptions connector_options;
   connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
   Connector connector(client, connector_options);
@@ -440,4 +444,38 @@ TEST_CASE("websocket: unsolicited pongs keep a peer alive; a silent one is close
   CHECK(server.handler.closes[0].fd != server.handler.live[0]->fd() );
   CHECK(server.handler.live.size() == 1);  // the chatty one
   CHECK(server.endpoint.heartbeat_stats().pings_sent > 0);
+}
+
+// A Connector's destructor closes its connection; a WebSocket connection then waits for the
+// peer's close frame, and must not tell the (gone) Connector when it comes.  Run in a child
+// process: the failure is a use after free, which must not take the test runner with it.
+TEST_CASE("websocket: a Connector destroyed while its connection's close handshake is under way is not told of the close") {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    for (int crash : {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE}) ::signal(crash, SIG_DFL);  // not doctest's report
+    int status = 1;
+    {
+      Reactor reactor;
+      WsRecorder server_handler, client_handler;
+      Endpoint server(reactor, server_handler, server_options());
+      Listener listener(server, {});
+      Endpoint client(reactor, client_handler, client_endpoint_options(10s, 30s));
+      ConnectorOptions connector_options;
+      connector_options.address = "127.0.0.1:" + std::to_string(listener.port());
+      auto connector = std::make_unique<Connector>(client, connector_options);
+      connector->start();
+      if (pump_until(reactor, [&] { return client_handler.opens == 1 && server_handler.opens == 1; })) {
+        connector.reset();  // its close frame goes out; the server's answer comes later
+        if (pump_until(reactor, [&] { return client_handler.closes.size() == 1; })) status = 0;
+      }
+    }
+    std::_Exit(status);  // never back into doctest
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  INFO((WIFSIGNALED(status) ? "the child was killed by signal " + std::to_string(WTERMSIG(status))
+                              : "the child exited with status " + std::to_string(WEXITSTATUS(status))));
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

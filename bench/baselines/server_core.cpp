@@ -39,8 +39,7 @@ ServerCore::ServerCore(const conns::Options& options, const conns::Role& role)
       ping_interval_ns_(ms_to_ns(options.ping_ms)),
       idle_timeout_ns_(ms_to_ns(options.idle_ms)),
       tick_ns_(conns::tick(options).count()),
-      codec_(options.seed ? std::unique_ptr<evwheel::Codec>(new evwheel::SeedCodec)
-                          : std::unique_ptr<evwheel::Codec>(new evwheel::FramedCodec)),
+      codec_(conns::make_codec(options.codec, evwheel::Side::server)),
       scratch_(new char[kScratch]) {
   // The ping is the same frame every time but for its 8-byte stamp (framed; seed has none).
   ping_size_ = codec_->ping_payload_size();

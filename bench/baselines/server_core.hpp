@@ -84,7 +84,7 @@ class ServerCore {
   const conns::Role& role_;
   conns::WorkerSlot& slot_;
   const int64_t ping_interval_ns_, idle_timeout_ns_, tick_ns_;
-  std::unique_ptr<evwheel::Codec> codec_;
+  std::shared_ptr<const evwheel::Codec> codec_;  // framed or seed (conns refuses websocket here)
   char ping_frame_[evwheel::Codec::kMaxHeader + 8] = {};
   std::size_t ping_header_ = 0, ping_size_ = 0;
   std::unique_ptr<char[]> scratch_;

@@ -50,10 +50,7 @@ class ClientHandler final : public evwheel::ConnectionHandler {
 evwheel::EndpointOptions endpoint_options(const Options& options) {
   evwheel::EndpointOptions endpoint;
   endpoint.side = evwheel::Side::client;
-  if (options.seed)
-    endpoint.codec = std::make_shared<evwheel::SeedCodec>();
-  else
-    endpoint.codec = std::make_shared<evwheel::FramedCodec>();
+  endpoint.codec = make_codec(options.codec, endpoint.side);
   endpoint.heartbeat.mode = evwheel::PingMode::server;
   endpoint.heartbeat.ping_interval = std::chrono::hours(1);
   endpoint.heartbeat.idle_timeout = std::chrono::hours(2);

@@ -20,7 +20,7 @@ namespace bench {
 
 const char conns_usage[] =
     "evwheel-bench conns [--conns 10000] [--ping-interval-ms 1000] [--idle-timeout-ms 3000]\n"
-    "                    [--duration 10] [--mute-fraction 0.1] [--codec framed|seed]\n"
+    "                    [--duration 10] [--mute-fraction 0.1] [--codec framed|seed|websocket,...]\n"
     "                    [--timers wheel|lazy|sweep|rearm|all] [--tick-ms 0] [--server-cpu 0]\n"
     "                    [--client-cpu 1] [--port 0] [--floor-seconds 2] [--json FILE]\n"
     "                    [--svg FILE] [--reactors 1]\n"
@@ -37,23 +37,49 @@ const char conns_usage[] =
     "    one after the other on the same load.  Server CPU per heartbeat is reported against\n"
     "    the sweep run of the same invocation and against the kernel's floor per message,\n"
     "    measured first on the server core (see `floor`) for --floor-seconds.\n"
-    "    --svg: connections held and server CPU over time (FILE-<server>.svg after the first).\n"
+    "    --codec: what the connections speak; a list (framed,websocket) runs each server once per\n"
+    "    codec on the same load and reports each codec's server CPU per heartbeat against\n"
+    "    framed's.  websocket clients handshake during the ramp; the baselines speak framed and\n"
+    "    seed only, so websocket needs --timers wheel.\n"
+    "    --svg: connections held and server CPU over time (FILE-<server>.svg after the first;\n"
+    "    FILE-<server>-<codec>.svg with several codecs).\n"
     "    --reactors R: the wheel server as one process with a ReactorPool of R threads, pinned\n"
     "    to the server CPU and the allowed CPUs after it (server CPU % is then of R cores).\n";
 
 namespace conns {
 namespace {
 
+// A comma-separated list of codec names, each once, into *codecs; false if it is not one.
+bool parse_codecs(const char* text, std::vector<Codec>* codecs) {
+  std::vector<Codec> parsed;
+  std::string list = text;
+  for (std::size_t start = 0; start <= list.size();) {
+    std::size_t end = std::min(list.find(',', start), list.size());
+    const std::string name = list.substr(start, end - start);
+    int kind = 0;
+    while (kind < kCodecs && name != to_string(static_cast<Codec>(kind))) ++kind;
+    if (kind == kCodecs || std::find(parsed.begin(), parsed.end(), static_cast<Codec>(kind)) != parsed.end())
+      return false;
+    parsed.push_back(static_cast<Codec>(kind));
+    start = end + 1;
+  }
+  *codecs = parsed;
+  return true;
+}
+
 // Parses and checks everything; nothing when all is good, else the exit status.
-std::optional<int> parse(cli::Parser& parser, int argc, char** argv, Options* o, std::vector<Timers>* servers) {
-  std::string codec = "framed", timers = "wheel";
+std::optional<int> parse(cli::Parser& parser, int argc, char** argv, Options* o, std::vector<Timers>* servers,
+                         std::vector<Codec>* codecs) {
+  std::string timers = "wheel";
+  *codecs = {Codec::framed};
   parser.integer("--conns", &o->conns, uint64_t{1}, uint64_t{100'000'000});
   parser.integer("--ping-interval-ms", &o->ping_ms, int64_t{1}, int64_t{86'400'000});
   parser.integer("--idle-timeout-ms", &o->idle_ms, int64_t{1}, int64_t{86'400'000});
   parser.integer("--tick-ms", &o->tick_ms, int64_t{0}, int64_t{86'400'000});
   parser.real("--duration", &o->duration_s, 0.001, 86400);
   parser.real("--mute-fraction", &o->mute_fraction, 0, 1);
-  parser.choice("--codec", &codec, {"framed", "seed"});
+  parser.custom("--codec", [codecs](const char* value) { return parse_codecs(value, codecs); },
+                "framed, seed or websocket, or a comma-separated list of them, each once");
   parser.choice("--timers", &timers, {"wheel", "lazy", "sweep", "rearm", "all"});
   cpu_option(parser, "--server-cpu", &o->server_cpu);
   cpu_option(parser, "--client-cpu", &o->client_cpu);
@@ -63,7 +89,6 @@ std::optional<int> parse(cli::Parser& parser, int argc, char** argv, Options* o,
   parser.text("--svg", &o->svg);
   parser.real("--floor-seconds", &o->floor_seconds, 0, 600);
   if (std::optional<int> status = parser.parse(argc, argv)) return status;
-  o->seed = codec == "seed";
   if (timers == "all") {
     *servers = {Timers::wheel, Timers::lazy, Timers::sweep};
   } else {
@@ -76,6 +101,9 @@ std::optional<int> parse(cli::Parser& parser, int argc, char** argv, Options* o,
   if (o->tick_ms > o->ping_ms) return parser.fail("--tick-ms must not exceed --ping-interval-ms");
   if (o->reactors > 1 && timers != "wheel")
     return parser.fail("--reactors applies to the wheel server only (use --timers wheel)");
+  if (timers != "wheel" && std::find(codecs->begin(), codecs->end(), Codec::websocket) != codecs->end())
+    return parser.fail("--codec websocket runs on the wheel server only (the baselines speak framed and seed):"
+                       " use --timers wheel");
   return std::nullopt;
 }
 
@@ -102,8 +130,9 @@ double measure_kernel_floor(const Options& options) {
 int run_conns(int argc, char** argv) {
   conns::Options options;
   std::vector<conns::Timers> servers;
+  std::vector<conns::Codec> codecs;
   cli::Parser parser = mode_parser("conns", conns_usage);
-  if (std::optional<int> status = conns::parse(parser, argc, argv, &options, &servers)) return *status;
+  if (std::optional<int> status = conns::parse(parser, argc, argv, &options, &servers, &codecs)) return *status;
   conns::Plan plan;
   int reserve = -1;
   uint16_t port = 0;
@@ -115,11 +144,18 @@ int run_conns(int argc, char** argv) {
   std::printf("plan: descriptor limit %ld, up to %" PRIu64 " connections per process: %d server worker(s) on cpu %d, %d client process(es) on cpu %d, port %u\n",
               plan.descriptor_limit, plan.per_process, plan.workers, options.server_cpu, plan.clients,
               options.client_cpu, port);
-  conns::Report report{options, plan, conns::measure_kernel_floor(options), {}};
+  conns::Report report{options, plan, codecs, conns::measure_kernel_floor(options), {}};
   std::string warning = conns::tcp_memory_warning(options.conns);
   if (!warning.empty()) std::printf("%s\n", warning.c_str());
-  for (std::size_t i = 0; i < servers.size(); ++i)
-    report.results.push_back(conns::run(options, plan, servers[i], static_cast<int>(i), port, reserve));
+  // Each server once per codec, on the same load; every run connects from addresses of its own.
+  int number = 0;
+  for (conns::Timers server : servers) {
+    for (conns::Codec codec : codecs) {
+      conns::Options run_options = options;
+      run_options.codec = codec;
+      report.results.push_back(conns::run(run_options, plan, server, number++, port, reserve));
+    }
+  }
   close(reserve);
   conns::print_table(report);
   if ((!options.svg.empty() && !conns::write_timelines(report, &error)) ||

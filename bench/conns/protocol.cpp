@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "evwheel/heartbeat.hpp"
+#include "evwheel/websocket.hpp"
 
 namespace bench {
 namespace conns {
@@ -16,6 +17,24 @@ namespace conns {
 const char* to_string(Timers timers) {
   static const char* const kNames[kTimersKinds] = {"wheel", "lazy", "sweep", "rearm"};
   return kNames[static_cast<int>(timers)];
+}
+
+const char* to_string(Codec codec) {
+  static const char* const kNames[kCodecs] = {"framed", "seed", "websocket"};
+  return kNames[static_cast<int>(codec)];
+}
+
+std::shared_ptr<const evwheel::Codec> make_codec(Codec codec, evwheel::Side side) {
+  switch (codec) {
+    case Codec::seed: return std::make_shared<evwheel::SeedCodec>();
+    case Codec::websocket: {
+      evwheel::WebSocketOptions options;
+      options.role = side == evwheel::Side::server ? evwheel::WebSocketRole::server : evwheel::WebSocketRole::client;
+      return std::make_shared<evwheel::WebSocketCodec>(options);
+    }
+    case Codec::framed: break;
+  }
+  return std::make_shared<evwheel::FramedCodec>();
 }
 
 evwheel::Duration tick(const Options& options) {

@@ -12,8 +12,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "evwheel/codec.hpp"
+#include "evwheel/endpoint.hpp"
 #include "evwheel/histogram.hpp"
 #include "evwheel/timer_wheel.hpp"
 
@@ -25,6 +28,15 @@ enum class Timers : uint8_t { wheel, lazy, sweep, rearm };
 constexpr int kTimersKinds = 4;
 const char* to_string(Timers timers);
 
+// What a run's connections speak.  The baselines speak framed and seed only; websocket
+// connections open with the handshake during the ramp and ping with ping frames.
+enum class Codec : uint8_t { framed, seed, websocket };
+constexpr int kCodecs = 3;
+const char* to_string(Codec codec);
+// The codec of one side of a run: the server's, or the clients' (a WebSocket client's
+// handshakes and masks).
+std::shared_ptr<const evwheel::Codec> make_codec(Codec codec, evwheel::Side side);
+
 struct Options {
   uint64_t conns = 10000;
   int64_t ping_ms = 1000;
@@ -32,7 +44,7 @@ struct Options {
   int64_t tick_ms = 0;            // 0: the heartbeat's automatic tick
   double duration_s = 10;         // steady state
   double mute_fraction = 0.1;
-  bool seed = false;              // codec: seed ("ping"/"pong") instead of framed
+  Codec codec = Codec::framed;    // this run's (an invocation may run several, one after another)
   int server_cpu = 0;
   int client_cpu = 1;
   int reactors = 1;               // per server worker: a ReactorPool of this many threads

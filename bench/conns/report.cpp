@@ -33,20 +33,47 @@ std::string count(uint64_t n) { return std::to_string(n); }
 
 // --- the figures derived from a run ---------------------------------------------------------
 
-// The yardstick: server CPU per heartbeat of this invocation's sweep run, if it ran and worked.
-double sweep_us(const Report& report) {
+// Server CPU per heartbeat of this invocation's run of `timers` with `codec`, if it ran and
+// worked.
+double us_of(const Report& report, Timers timers, Codec codec) {
   for (const Result& r : report.results)
-    if (r.timers == Timers::sweep && r.error.empty() && r.us_per_heartbeat > 0) return r.us_per_heartbeat;
+    if (r.timers == timers && r.codec == codec && r.error.empty() && r.us_per_heartbeat > 0) return r.us_per_heartbeat;
   return kNotMeasured;
+}
+
+// The invocation's codecs as --codec takes them: "framed,websocket".
+std::string codec_list(const Report& report) {
+  std::string list;
+  for (Codec codec : report.codecs) list += (list.empty() ? "" : ",") + std::string(to_string(codec));
+  return list;
+}
+
+// The column of a run: its server, and its codec when the invocation runs several.
+std::string label(const Result& r, const Report& report) {
+  std::string name = to_string(r.timers);
+  return report.codecs.size() > 1 ? name + " " + to_string(r.codec) : name;
 }
 
 double x_floor(const Result& r, const Report& report) {
   return report.floor_us > 0 && r.us_per_heartbeat > 0 ? r.us_per_heartbeat / report.floor_us : kNotMeasured;
 }
 
+// Against the yardstick: the sweep server speaking the same codec.
 double x_sweep(const Result& r, const Report& report) {
-  const double sweep = sweep_us(report);
+  const double sweep = us_of(report, Timers::sweep, r.codec);
   return r.us_per_heartbeat > 0 ? r.us_per_heartbeat / sweep : kNotMeasured;
+}
+
+// Against the same server speaking framed: what the codec costs per heartbeat.
+double x_framed(const Result& r, const Report& report) {
+  const double framed = us_of(report, r.timers, Codec::framed);
+  return r.us_per_heartbeat > 0 ? r.us_per_heartbeat / framed : kNotMeasured;
+}
+
+// The framed ratio is a row only when the invocation compares framed with another codec.
+bool compares_codecs(const Report& report) {
+  return report.codecs.size() > 1 &&
+         std::find(report.codecs.begin(), report.codecs.end(), Codec::framed) != report.codecs.end();
 }
 
 // Why the slab figure of `r` means nothing, or "" when it does.  /proc/slabinfo is the whole
@@ -75,6 +102,7 @@ std::string extrapolation_not_meaningful(const Options& o) {
 struct Row {
   const char* label;
   std::string (*value)(const Result&, const Report&);
+  bool (*shown)(const Report&) = nullptr;  // null: always
 };
 
 const Row kRows[] = {
@@ -95,6 +123,10 @@ const Row kRows[] = {
        double x = x_sweep(r, p);
        return std::isnan(x) ? std::string("n/a (no sweep run)") : format("%.2f", x);
      }},
+    {"  x framed (same server)", [](const Result& r, const Report& p) {
+       double x = x_framed(r, p);
+       return std::isnan(x) ? std::string("n/a (framed failed)") : format("%.2f", x);
+     }, compares_codecs},
     {"  x kernel floor", [](const Result& r, const Report& p) {
        double x = x_floor(r, p);
        return std::isnan(x) ? std::string("not measured") : format("%.2f", x) + format(" (floor %.2f us)", p.floor_us);
@@ -112,8 +144,9 @@ const Row kRows[] = {
      }},
 };
 
-void print_notes(const Result& r) {
-  const char* name = to_string(r.timers);
+void print_notes(const Result& r, const Report& report) {
+  const std::string label_text = label(r, report);
+  const char* name = label_text.c_str();
   if (r.workers > 1) std::printf("%s: held per server worker: %s\n", name, r.per_worker.c_str());
   if (!r.close_reasons.empty()) std::printf("%s: closes by reason: %s\n", name, r.close_reasons.c_str());
   if (!r.error.empty()) std::printf("%s: FAILED: %s\n", name, r.error.c_str());
@@ -130,10 +163,12 @@ void print_notes(const Result& r) {
 
 // --- the files ------------------------------------------------------------------------------
 
-std::string svg_path(const std::string& path, const Result& r, bool first) {
+std::string svg_path(const std::string& path, const Result& r, const Report& report, bool first) {
   if (first) return path;
   std::size_t dot = path.rfind(".svg");
-  return (dot == std::string::npos ? path : path.substr(0, dot)) + "-" + to_string(r.timers) + ".svg";
+  std::string name = label(r, report);
+  std::replace(name.begin(), name.end(), ' ', '-');
+  return (dot == std::string::npos ? path : path.substr(0, dot)) + "-" + name + ".svg";
 }
 
 bool write_timeline(const std::string& path, const Result& r, const Options& o, std::string* error) {
@@ -144,8 +179,8 @@ bool write_timeline(const std::string& path, const Result& r, const Options& o, 
     if (&p != &r.timeline.front()) cpu.points.emplace_back(p.seconds, 100 * p.server_cpu);
   }
   char title[200];
-  std::snprintf(title, sizeof title, "evwheel-bench conns (%s server): N=%" PRIu64 ", P=%" PRId64 " ms, I=%" PRId64 " ms, %.0f%% muted",
-                to_string(r.timers), o.conns, o.ping_ms, o.idle_ms, 100 * o.mute_fraction);
+  std::snprintf(title, sizeof title, "evwheel-bench conns (%s server, %s): N=%" PRIu64 ", P=%" PRId64 " ms, I=%" PRId64 " ms, %.0f%% muted",
+                to_string(r.timers), to_string(r.codec), o.conns, o.ping_ms, o.idle_ms, 100 * o.mute_fraction);
   return write_svg(path, title, held, cpu, r.markers, error);
 }
 
@@ -162,6 +197,7 @@ void histogram(Json& json, const char* key, const evwheel::Histogram& h) {
 void run_json(Json& json, const Result& r, const Report& report) {
   json.open()
       .text("timers", to_string(r.timers))
+      .text("codec", to_string(r.codec))
       .text("error", r.error)
       .integer("held", static_cast<int64_t>(r.held))
       .integer("connect_failures", static_cast<int64_t>(r.failed))
@@ -177,6 +213,7 @@ void run_json(Json& json, const Result& r, const Report& report) {
       .number("heartbeats_per_s", r.heartbeats_per_s, 1)
       .number("us_per_heartbeat", r.us_per_heartbeat)
       .number("x_sweep", x_sweep(r, report))
+      .number("x_framed", x_framed(r, report))
       .number("x_floor", x_floor(r, report))
       .number("user_bytes_per_conn", r.user_bytes, 1)
       .number("kernel_slab_bytes_per_conn", slab_not_meaningful(r).empty() ? r.slab_bytes : kNotMeasured, 1)
@@ -193,19 +230,20 @@ void run_json(Json& json, const Result& r, const Report& report) {
 void print_table(const Report& report) {
   const Options& o = report.options;
   std::printf("\nconns: N=%" PRIu64 " P=%" PRId64 " ms I=%" PRId64 " ms tick=%g ms, %g s steady, %.0f%% muted, codec %s, server cpu %d, client cpu %d, %d reactor(s) per server process\n",
-              o.conns, o.ping_ms, o.idle_ms, ms(tick(o)), o.duration_s, 100 * o.mute_fraction, o.seed ? "seed" : "framed",
-              o.server_cpu, o.client_cpu, o.reactors);
+              o.conns, o.ping_ms, o.idle_ms, ms(tick(o)), o.duration_s, 100 * o.mute_fraction,
+              codec_list(report).c_str(), o.server_cpu, o.client_cpu, o.reactors);
   std::printf("%-30s", "server");
-  for (const Result& r : report.results) std::printf(" %28s", to_string(r.timers));
+  for (const Result& r : report.results) std::printf(" %28s", label(r, report).c_str());
   std::printf("\n");
   for (const Row& row : kRows) {
+    if (row.shown && !row.shown(report)) continue;
     std::printf("%-30s", row.label);
     for (const Result& r : report.results) std::printf(" %28s", r.error.empty() ? row.value(r, report).c_str() : "-");
     std::printf("\n");
   }
   bool few = false;
   for (const Result& r : report.results) {
-    print_notes(r);
+    print_notes(r, report);
     few |= r.held < kMinConnsForSlab;
   }
   std::printf("(extrap.: N * (15000 / P) / server CPU fraction — an extrapolation, not a measurement)\n");
@@ -218,9 +256,9 @@ void print_table(const Report& report) {
 
 bool write_timelines(const Report& report, std::string* error) {
   for (const Result& r : report.results) {
-    std::string path = svg_path(report.options.svg, r, &r == &report.results.front());
+    std::string path = svg_path(report.options.svg, r, report, &r == &report.results.front());
     if (!write_timeline(path, r, report.options, error)) return false;
-    std::printf("%s: timeline written to %s\n", to_string(r.timers), path.c_str());
+    std::printf("%s: timeline written to %s\n", label(r, report).c_str(), path.c_str());
   }
   return true;
 }
@@ -236,7 +274,7 @@ bool write_json(const Report& report, std::string* error) {
       .integer("tick_ms", o.tick_ms)
       .number("duration_s", o.duration_s)
       .number("mute_fraction", o.mute_fraction)
-      .text("codec", o.seed ? "seed" : "framed")
+      .text("codec", codec_list(report))
       .integer("server_cpu", o.server_cpu)
       .integer("client_cpu", o.client_cpu)
       .integer("reactors", o.reactors)
@@ -248,7 +286,8 @@ bool write_json(const Report& report, std::string* error) {
       .integer("client_processes", report.plan.clients)
       .close();
   json.number("floor_us_per_message", report.floor_us > 0 ? report.floor_us : kNotMeasured);
-  json.number("sweep_us_per_heartbeat", sweep_us(report));
+  // The yardstick of the first codec (the only one with a sweep run when websocket is asked).
+  json.number("sweep_us_per_heartbeat", us_of(report, Timers::sweep, report.codecs.front()));
   json.open_array("runs");
   for (const Result& r : report.results) run_json(json, r, report);
   json.close().close();

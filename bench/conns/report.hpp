@@ -1,7 +1,8 @@
-// conns — what an invocation reports: the table on stdout (one column per server), a
-// timeline chart per run (--svg) and one JSON document (--json).  Every figure is derived
-// here from the runs' Results, the kernel floor of the same invocation and, for the ratio to
-// the yardstick, the `sweep` run of the same invocation.
+// conns — what an invocation reports: the table on stdout (one column per run: a server, or
+// a server and a codec when the invocation runs several codecs), a timeline chart per run
+// (--svg) and one JSON document (--json).  Every figure is derived here from the runs'
+// Results, the kernel floor of the same invocation and, for the ratios, the `sweep` run of
+// the same codec (the yardstick) and the `framed` run of the same server.
 #pragma once
 
 #include <string>
@@ -23,6 +24,7 @@ constexpr double kMinHeartbeatsForExtrapolation = 5000;
 struct Report {
   const Options& options;
   const Plan& plan;
+  std::vector<Codec> codecs;  // the invocation's, in the order each server ran them
   double floor_us = 0;  // the kernel floor per message, measured first; 0: not measured
   std::vector<Result> results;
 };

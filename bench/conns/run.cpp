@@ -39,6 +39,7 @@ class Run {
 
   Result go() {
     result_.timers = timers_;
+    result_.codec = options_.codec;
     result_.workers = plan_.workers;
     result_.clients = plan_.clients;
     void* memory = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -224,8 +225,8 @@ class Run {
       double t = seconds_since(start);
       if (t >= next_print || established + failed >= options_.conns) {
         double rate = t > last_t ? static_cast<double>(established + failed - last_done) / (t - last_t) : 0;
-        std::fprintf(stderr, "%sramp [%s]: %" PRIu64 "/%" PRIu64 " established, %.0f connects/s, %" PRIu64 " failed%s",
-                     tty ? "\r" : "", to_string(timers_), established, options_.conns, rate, failed,
+        std::fprintf(stderr, "%sramp [%s, %s]: %" PRIu64 "/%" PRIu64 " established, %.0f connects/s, %" PRIu64 " failed%s",
+                     tty ? "\r" : "", to_string(timers_), to_string(options_.codec), established, options_.conns, rate, failed,
                      tty ? "   " : "\n");
         last_done = established + failed;
         last_t = t;

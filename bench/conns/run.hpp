@@ -24,6 +24,7 @@ struct TimelinePoint {
 
 struct Result {
   Timers timers = Timers::wheel;
+  Codec codec = Codec::framed;
   int workers = 0, clients = 0;
   uint64_t held = 0, failed = 0, false_closes = 0, muted = 0, detected = 0;
   uint64_t server_idle_closes = 0;
@@ -48,9 +49,9 @@ struct Result {
   std::string error;
 };
 
-// Runs the whole protocol once against `timers`' server on `port` (whose reservation
-// `reserve_fd` the children close), as run number `number` of the invocation; a failure is in
-// Result::error.
+// Runs the whole protocol once against `timers`' server speaking options.codec on `port`
+// (whose reservation `reserve_fd` the children close), as run number `number` of the
+// invocation; a failure is in Result::error.
 Result run(const Options& options, const Plan& plan, Timers timers, int number, uint16_t port, int reserve_fd);
 
 }  // namespace conns

@@ -41,10 +41,7 @@ class ServerHandler final : public evwheel::ConnectionHandler {
 evwheel::EndpointOptions endpoint_options(const Options& options) {
   evwheel::EndpointOptions endpoint;
   endpoint.side = evwheel::Side::server;
-  if (options.seed)
-    endpoint.codec = std::make_shared<evwheel::SeedCodec>();
-  else
-    endpoint.codec = std::make_shared<evwheel::FramedCodec>();
+  endpoint.codec = make_codec(options.codec, endpoint.side);
   endpoint.heartbeat.ping_interval = std::chrono::milliseconds(options.ping_ms);
   endpoint.heartbeat.idle_timeout = std::chrono::milliseconds(options.idle_ms);
   endpoint.heartbeat.tick = std::chrono::milliseconds(options.tick_ms);

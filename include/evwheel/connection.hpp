@@ -134,9 +134,10 @@ class Connection final : private IoHandler, private HeartbeatEntry {
   // frame.  0 for other codecs, and outside on_close.
   uint16_t close_code() const noexcept;
   // The client's address: the one a PROXY header named (Endpoint::adopt_proxied), else the
-  // socket's peer; family AF_UNSPEC when the socket no longer has one (it was reset).
-  SocketAddress peer_address() const noexcept;
-  SocketAddress local_address() const noexcept;  // the socket's own address
+  // socket's peer (a Unix client is "unix:", see address.hpp); family AF_UNSPEC when the
+  // socket no longer has one (it was reset).
+  Address peer_address() const noexcept;
+  Address local_address() const noexcept;  // the socket's own address
   // The application's per-connection state: one pointer, set from on_open, read in any
   // callback as the type it was set as (context<Session>()); nothing checks that type.
   template <class T>

@@ -96,6 +96,10 @@ class Endpoint final : private detail::Engine::Owner, private MessageReceiver {
     void* context = nullptr;                // Connection::context() from on_open on
   };
   Connection* adopt(int fd, const Adoption& adoption);
+  // Changes who is told when `connection` closes (null: nobody) — for an observer that goes
+  // away before the connection does (a Connector destroyed while its connection's close
+  // handshake is under way).
+  void observe(Connection& connection, CloseObserver* observer);
   void close_all(CloseReason reason = CloseReason::shutdown);
 
   // Connection handles.  find() (loop thread) returns the open connection `id` names, or null

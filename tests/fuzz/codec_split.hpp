@@ -73,18 +73,19 @@ inline Decoded decode_in_chunks(const evwheel::Codec& codec, std::string_view st
 }
 
 // The framed format: a 4-byte big-endian length, a type byte (0..2), the payload; a length
-// above max_frame or another type is an error as soon as the header is there.
+// above max_frame is an error as soon as the length is there, another type as soon as the
+// type byte is.
 inline Decoded framed_by_spec(std::string_view stream, uint32_t max_frame) {
   Decoded out;
-  while (stream.size() >= 5) {
+  while (stream.size() >= 4) {
     uint32_t length = 0;
     for (int i = 0; i < 4; ++i) length = length << 8 | static_cast<unsigned char>(stream[static_cast<std::size_t>(i)]);
-    const auto type = static_cast<unsigned char>(stream[4]);
-    if (length > max_frame || type > 2) {
+    if (length > max_frame || (stream.size() >= 5 && static_cast<unsigned char>(stream[4]) > 2)) {
       out.error = true;
       break;
     }
-    if (stream.size() - 5 < length) break;
+    if (stream.size() < 5 || stream.size() - 5 < length) break;
+    const auto type = static_cast<unsigned char>(stream[4]);
     out.frames.emplace_back(static_cast<evwheel::FrameType>(type), std::string(stream.substr(5, length)));
     stream.remove_prefix(5 + length);
   }
