@@ -806,18 +806,16 @@ TEST_CASE("close() from a reactor timer and from inside on_open") {
 TEST_CASE("a closed connection leaves no heartbeat deadline behind: the loop sleeps through its old deadlines") {
   const std::size_t fds = open_fd_count();
   {
-    const Duration P = 40ms, I = 120ms, tick = 5ms;
-    auto o = options(kServer, P, I);
-    o.heartbeat.tick = tick;
-    Server s(o);
+    const Duration P = 40ms, I = 120ms;
+    Server s(options(kServer, P, I));
     int peer = s.connect();
     REQUIRE(s.handler.live.size() == 1);
     s.handler.live[0]->close();
     REQUIRE(s.handler.closes.size() == 1);
     // Every deadline the connection could have had (its first ping, its idle close) lies
-    // within I and a tick of now.  Nothing else is registered or timed that could wake the
-    // loop: an entry left on the heartbeat wheel would, through the timerfd.
-    const TimePoint past_every_deadline = s.reactor.update_now() + I + 2 * tick;
+    // within I and a tick (P / 16 by default) of now.  Nothing else is registered or timed that
+    // could wake the loop: an entry left on the heartbeat wheel would, through the timerfd.
+    const TimePoint past_every_deadline = s.reactor.update_now() + I + P / 8;
     int dispatched = 0, iterations = 0;
     while (s.reactor.now() < past_every_deadline) {
       dispatched += s.reactor.run_once(past_every_deadline - s.reactor.now());
