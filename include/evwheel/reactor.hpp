@@ -139,6 +139,7 @@ class Reactor {
 
   TimerId add_timer(Duration delay, Duration period, Task task);
   static void on_user_timer(TimerEntry& entry);
+  int dispatch(int ready);  // the ready events to their handlers; returns how many went
   void run_timers();
   bool arm_timerfd();  // true when a timer is already due (the loop must not sleep)
   void on_timer_fd();
@@ -180,6 +181,7 @@ class Reactor {
   std::vector<Task> posted_;
   std::vector<Task> running_;           // posted_ swapped out, so posting never waits on tasks
   bool wake_pending_ = false;           // guarded by posted_mutex_: one eventfd write per batch
+  std::atomic<bool> posted_waiting_{false};  // posted_ may hold tasks; written under posted_mutex_
 };
 
 }  // namespace evwheel
