@@ -193,7 +193,8 @@ void Reactor::run() {
 
 int Reactor::run_once(Duration max_wait) {
   owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
-  int timeout = arm_timerfd() ? 0 : to_epoll_timeout(max_wait);
+  // Letters left from the last pass, or a timer already due: look for events, don't sleep.
+  int timeout = arm_timerfd() || mailbox_.holding() ? 0 : to_epoll_timeout(max_wait);
   int ready = epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), timeout);
   if (ready < 0 && errno != EINTR) log_and_throw_errno("evwheel: epoll_wait");
   update_now();
@@ -314,8 +315,10 @@ bool Reactor::mail(const Mailbox::Letter& letter) {
 }
 
 void Reactor::deliver_mail() {
-  // A load first: the exchange's locked write on every iteration would cost more than the check.
-  if (!mail_waiting_.load(std::memory_order_relaxed) || !mail_waiting_.exchange(false, std::memory_order_acquire))
+  // Letters held from the last pass go first.  Otherwise a load before the exchange: its locked
+  // write on every iteration would cost more than the check.
+  if (!mailbox_.holding() &&
+      (!mail_waiting_.load(std::memory_order_relaxed) || !mail_waiting_.exchange(false, std::memory_order_acquire)))
     return;
   mailbox_.deliver([this](const Mailbox::Letter& letter) {
     if (letter.receiver == kEveryReceiver) {
@@ -325,7 +328,7 @@ void Reactor::deliver_mail() {
     } else if (letter.receiver < receivers_.size() && receivers_[letter.receiver]) {
       receivers_[letter.receiver]->receive(letter);
     }
-  });
+  }, kLettersPerPass);
 }
 
 uint16_t Reactor::add_receiver(MessageReceiver& receiver) {
