@@ -19,7 +19,8 @@
   X(floor) \
   X(throughput) \
   X(proxy) \
-  X(soak)
+  X(soak) \
+  X(send)
 
 namespace bench {
 

@@ -132,6 +132,15 @@ CpuTimes cpu_times(const std::string& pid) {
   return times;
 }
 
+CpuTimes thread_cpu_times() {
+  std::ifstream schedstat("/proc/thread-self/schedstat");
+  int64_t on_cpu = 0, waiting = 0;
+  if (schedstat >> on_cpu >> waiting) return CpuTimes{on_cpu, waiting};
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return CpuTimes{int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec, -1};
+}
+
 void cpu_fractions(const CpuTimes& from, const CpuTimes& to, int64_t window_ns, double* on_cpu, double* waiting) {
   const auto window = static_cast<double>(window_ns);
   *on_cpu = static_cast<double>(to.on_cpu_ns - from.on_cpu_ns) / window;

@@ -48,6 +48,9 @@ struct CpuTimes {
   int64_t waiting_ns = -1;
 };
 CpuTimes cpu_times(const std::string& pid);
+// The calling thread's alone (/proc/thread-self/schedstat; without it, on-CPU time from
+// CLOCK_THREAD_CPUTIME_ID and waiting -1).
+CpuTimes thread_cpu_times();
 // Fractions of `window_ns` that `to` - `from` spent on a CPU and waiting (-1: unknown).
 void cpu_fractions(const CpuTimes& from, const CpuTimes& to, int64_t window_ns, double* on_cpu, double* waiting);
 
