@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/time.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,6 +19,8 @@ namespace bench {
 namespace sys {
 
 int64_t monotonic_ns();
+// Seconds from `start` to now, on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point start);
 int64_t timeval_ns(const timeval& tv);
 
 // User + system CPU time of this process (getrusage), in nanoseconds.

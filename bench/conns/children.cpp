@@ -20,10 +20,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 bool exited(pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == pid; }
 
 }  // namespace
@@ -91,7 +87,7 @@ bool Children::start_clients() {
 bool Children::wait_ready(std::atomic<int>& ready, const char* error, pid_t pid) {
   auto start = Clock::now();
   while (ready.load(std::memory_order_acquire) == 0) {
-    if (exited(pid) || seconds_since(start) > 30) {
+    if (exited(pid) || sys::seconds_since(start) > 30) {
       error_ = "a process did not start";
       return false;
     }
@@ -127,7 +123,7 @@ bool Children::advance(int phase) {
     for (int c = 0; c < plan_.clients; ++c) all &= shared_->clients[c].ack.load() >= phase;
     if (all) return true;
     if (phase != kTeardown && any_child_died()) return false;
-    if (seconds_since(start) > 30) {
+    if (sys::seconds_since(start) > 30) {
       error_ = "processes did not follow phase " + std::to_string(phase);
       return false;
     }
@@ -178,7 +174,7 @@ bool Children::ramp(const std::string& label, const std::function<uint64_t()>& s
   for (;;) {
     uint64_t established = sum_clients(&ClientSlot::established);
     uint64_t failed = sum_clients(&ClientSlot::failed);
-    double t = seconds_since(start);
+    double t = sys::seconds_since(start);
     if (t >= next_print || established + failed >= options_.conns) {
       double rate = t > last_t ? static_cast<double>(established + failed - last_done) / (t - last_t) : 0;
       std::fprintf(stderr, "%sramp [%s]: %" PRIu64 "/%" PRIu64 " established, %.0f connects/s, %" PRIu64 " failed%s",
@@ -196,13 +192,13 @@ bool Children::ramp(const std::string& label, const std::function<uint64_t()>& s
     pause(0.01);
   }
   if (tty) std::fprintf(stderr, "\n");
-  *seconds = seconds_since(start);
+  *seconds = sys::seconds_since(start);
   // The server may still be accepting the last ones (a few seconds at most: a connection
   // the client counts but the server never gets — its handshake lost past a full queue —
   // must not hold the run).
   uint64_t established = sum_clients(&ClientSlot::established);
   auto settle = Clock::now();
-  while (server_open() < established && seconds_since(settle) < 10) pause(0.01);
+  while (server_open() < established && sys::seconds_since(settle) < 10) pause(0.01);
   return true;
 }
 
@@ -217,7 +213,7 @@ int Children::teardown() {
   for (pid_t pid : pids) {
     if (pid <= 0) continue;
     while (!exited(pid)) {
-      if (seconds_since(start) > 20) {
+      if (sys::seconds_since(start) > 20) {
         kill(pid, SIGKILL);
         waitpid(pid, nullptr, 0);
         ++killed;

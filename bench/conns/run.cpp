@@ -19,10 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 class Run {
  public:
   Run(const Options& options, const Plan& plan, Timers timers, int number, uint16_t port, int reserve_fd)
@@ -73,7 +69,7 @@ class Run {
   void pause(double seconds) { children_.pause(seconds); }
 
   void sample_timeline() {
-    double t = seconds_since(born_);
+    double t = sys::seconds_since(born_);
     if (!timeline_.empty() && t < timeline_.back().seconds + 0.5) return;
     int64_t cpu = cpu_ns(true);
     double busy = 0;
@@ -82,7 +78,7 @@ class Run {
     timeline_.push_back({t, server_open(), cpu, busy});
   }
 
-  void mark(const char* label) { result_.markers.push_back({seconds_since(born_), label}); }
+  void mark(const char* label) { result_.markers.push_back({sys::seconds_since(born_), label}); }
 
   bool ramp() {
     std::string label = std::string(to_string(timers_)) + ", " + to_string(options_.codec);
@@ -110,7 +106,7 @@ class Run {
     if (children_.any_child_died()) return;
     sys::CpuTimes server1 = children_.cpu(true), client1 = children_.cpu(false);
     sys::CoreTimes core1 = sys::core_times(options_.server_cpu);
-    result_.steady_s = seconds_since(t0);
+    result_.steady_s = sys::seconds_since(t0);
     mark("mute");
     if (!children_.advance(kMute)) return;
     await_detection();
@@ -124,7 +120,7 @@ class Run {
     result_.server_wait /= plan_.workers;
     result_.client_wait /= plan_.clients;
     double on_cpu = 0;
-    sys::cpu_fractions(client_start, children_.cpu(false), static_cast<int64_t>(seconds_since(run_start) * 1e9), &on_cpu,
+    sys::cpu_fractions(client_start, children_.cpu(false), static_cast<int64_t>(sys::seconds_since(run_start) * 1e9), &on_cpu,
                   &result_.client_wait_run);
     result_.client_wait_run /= plan_.clients;
     result_.server_core_busy = sys::core_busy(core0, core1);
@@ -138,7 +134,7 @@ class Run {
     double tick_s = std::chrono::duration<double>(tick(options_)).count();
     double limit = static_cast<double>(options_.idle_ms) / 1000 + 2 * tick_s + 2;
     uint64_t muted = children_.sum_clients(&ClientSlot::muted);
-    while (seconds_since(start) < limit) {
+    while (sys::seconds_since(start) < limit) {
       if (children_.sum_clients(&ClientSlot::muted_closed) >= muted) {
         // Give late false closes a chance to show: one more ping round.
         pause(static_cast<double>(options_.ping_ms) / 1000);

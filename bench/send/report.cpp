@@ -15,11 +15,6 @@ constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
 
 double us(evwheel::Duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
 
-std::string format(const char* spec, double a) {
-  char text[64];
-  std::snprintf(text, sizeof text, spec, a);
-  return text;
-}
 std::string count(uint64_t n) { return std::to_string(n); }
 
 double per_second(uint64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
