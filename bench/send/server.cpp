@@ -59,9 +59,8 @@ struct Server::Loop {
 };
 
 Server::Server(const conns::Options& options, uint16_t port, int cpu) {
-  std::promise<std::string> started;
-  std::future<std::string> listening = started.get_future();
-  thread_ = std::thread([this, &options, port, cpu, &started] { run(options, port, cpu, &started); });
+  std::future<std::string> listening = started_.get_future();
+  thread_ = std::thread([this, &options, port, cpu] { run(options, port, cpu); });
   error_ = listening.get();
 }
 
@@ -71,15 +70,15 @@ Server::~Server() {
   thread_.join();
 }
 
-void Server::run(const conns::Options& options, uint16_t port, int cpu, std::promise<std::string>* started) {
+void Server::run(const conns::Options& options, uint16_t port, int cpu) {
   if (cpu >= 0 && !sys::pin_to_cpu(cpu)) {
-    started->set_value("cannot pin the loop thread to cpu " + std::to_string(cpu));
+    started_.set_value("cannot pin the loop thread to cpu " + std::to_string(cpu));
     return;
   }
   try {
     loop_ = std::make_unique<Loop>(options, port);
   } catch (const std::exception& e) {
-    started->set_value(std::string("server: ") + e.what());
+    started_.set_value(std::string("server: ") + e.what());
     return;
   }
   Loop& loop = *loop_;
@@ -87,7 +86,7 @@ void Server::run(const conns::Options& options, uint16_t port, int cpu, std::pro
     open_.store(loop.endpoint.size(), std::memory_order_relaxed);
   });
   // Posted, so the reactor knows its loop thread before anyone else can post to it.
-  loop.reactor.post([started] { started->set_value(""); });
+  loop.reactor.post([this] { started_.set_value(""); });
   loop.reactor.run();
   loop_.reset();  // on the loop thread, as the endpoint's closes must be
 }

@@ -70,8 +70,9 @@ class Server {
   // Runs `task` on the loop thread and waits for it.
   template <class Task>
   auto on_loop(Task task) -> decltype(task());
-  void run(const conns::Options& options, uint16_t port, int cpu, std::promise<std::string>* started);
+  void run(const conns::Options& options, uint16_t port, int cpu);
 
+  std::promise<std::string> started_;  // "" once listening, or why not
   std::unique_ptr<Loop> loop_;
   std::atomic<uint64_t> open_{0};
   std::string error_;
