@@ -71,15 +71,15 @@ const Row kRows[] = {
      }},
 };
 
-void print_notes(const Result& r, const Report& report) {
+void print_notes(const Result& r) {
   if (!r.error.empty()) std::printf("send: FAILED: %s\n", r.error.c_str());
   if (r.false_closes) std::printf("send: %" PRIu64 " connections closed during the run (the clients saw it)\n", r.false_closes);
   if (r.send_failed) std::printf("send: %" PRIu64 " sends neither queued nor refused for room\n", r.send_failed);
   for (int p = 0; p < kPhases; ++p) {
     const PhaseResult& phase = r.phases[p];
     if (phase.loop_wait > 0.05)
-      std::printf("send: the loop thread waited for its CPU %.0f%% of the %s phase: other load shared cpu %d\n",
-                  100 * phase.loop_wait, to_string(static_cast<Phase>(p)), report.loop_cpu);
+      std::printf("send: the loop thread waited for its CPU %.0f%% of the %s phase: other load shared its core\n",
+                  100 * phase.loop_wait, to_string(static_cast<Phase>(p)));
     if (p != kBaseline && phase.delivered < phase.handled)
       std::printf("send: %s: the clients counted %" PRIu64 " of the %" PRIu64 " messages handled within 5 s\n",
                   to_string(static_cast<Phase>(p)), phase.delivered, phase.handled);
@@ -126,7 +126,7 @@ void print_table(const Report& report) {
     for (int p = 0; p < kPhases; ++p) std::printf(" %22s", r.error.empty() ? row.value(r, static_cast<Phase>(p)).c_str() : "-");
     std::printf("\n");
   }
-  print_notes(r, report);
+  print_notes(r);
   std::printf("(loop us per message: the loop's CPU over the phase minus the heartbeat-only phase's rate over as"
               " long, per message handled; heartbeats in the send and broadcast phases share the loop and are not"
               " separated)\n");
