@@ -116,6 +116,12 @@ void print_header() {
   std::printf("command:  %s\n", g_command_line.c_str());
 }
 
+std::string format(const char* spec, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, spec, value);
+  return text;
+}
+
 std::string format_count(uint64_t n) {
   if (n >= 1000) {
     unsigned exponent = 0;

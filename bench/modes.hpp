@@ -19,7 +19,8 @@
   X(floor) \
   X(throughput) \
   X(proxy) \
-  X(soak)
+  X(soak) \
+  X(send)
 
 namespace bench {
 
@@ -41,6 +42,9 @@ const std::string& command_line();
 
 // Prints the machine (nproc, CPU model), the compiler and the command line, one per line.
 void print_header();
+
+// One figure as printf's `spec` ("%.2f") writes it.
+std::string format(const char* spec, double value);
 
 // Formats a count as "1e6" when it is a power of ten times a small mantissa, else in digits.
 std::string format_count(uint64_t n);

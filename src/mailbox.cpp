@@ -39,7 +39,7 @@ bool Mailbox::put(const Letter& letter, bool* was_empty) {
   return true;
 }
 
-std::size_t Mailbox::take(char** letters) {
+std::size_t Mailbox::take() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (filled_ == 0) return 0;
   // The drained array becomes the next filling one: after the first swap no put allocates.
@@ -47,7 +47,6 @@ std::size_t Mailbox::take(char** letters) {
   filling_.swap(draining_);
   std::size_t size = filled_;
   filled_ = 0;
-  *letters = draining_.get();
   return size;
 }
 

@@ -1,5 +1,5 @@
 // The bench binary's contract: bad command lines get one line and status 2 before anything
-// starts, and a small `conns` run goes through every phase and reports through --json.
+// starts, and small `conns` and `send` runs go through every phase and report through --json.
 // Runs $EVWHEEL_BUILD/evwheel-bench (set by `make test`).
 #include <doctest/doctest.h>
 #include <netinet/in.h>
@@ -59,6 +59,13 @@ double json_number(const std::string& json, const std::string& key) {
   return std::strtod(json.c_str() + at + key.size() + 3, nullptr);
 }
 
+// The members of the object `key` in a JSON text the bench wrote (objects one level deep).
+std::string json_object(const std::string& json, const std::string& key) {
+  std::size_t at = json.find("\"" + key + "\": {");
+  REQUIRE_MESSAGE(at != std::string::npos, key);
+  return json.substr(at, json.find('}', at) - at);
+}
+
 }  // namespace
 
 TEST_CASE("evwheel-bench rejects bad arguments with one line and status 2") {
@@ -92,6 +99,11 @@ TEST_CASE("evwheel-bench rejects bad arguments with one line and status 2") {
       "throughput --depth 0",
       "soak --ping-interval-ms 600 --idle-timeout-ms 600",
       "proxy --conns 10",
+      "send --conns 0",
+      "send --conns 5000000",
+      "send --duration x",
+      "send --broadcast-interval-ms 0",
+      "send --ping-interval-ms 1000",
       "default --conns 5",
       "nosuchmode",
   };
@@ -232,4 +244,37 @@ TEST_CASE("evwheel-bench conns --codec framed,websocket runs the wheel server on
   CHECK(outcome.output.find("wheel framed") != std::string::npos);
   CHECK(outcome.output.find("wheel websocket") != std::string::npos);
   CHECK(outcome.output.find("x framed (same server)") != std::string::npos);
+}
+
+TEST_CASE("evwheel-bench send: the clients receive every message the loop handed out, by id and by broadcast, and the mailbox's refusals are the producer's") {
+  std::string path = "/tmp/evwheel-bench-send-" + std::to_string(::getpid()) + ".json";
+  Outcome outcome = run_bench("send --conns 200 --duration 1 --broadcast-interval-ms 100 --json " + path);
+  INFO(outcome.output);
+  REQUIRE(outcome.status == 0);
+  const std::string all = take_file(path);
+  CHECK(json_number(all, "held") == 200);
+  CHECK(json_number(all, "connect_failures") == 0);
+  CHECK(json_number(all, "false_closes") == 0);
+  CHECK(json_number(all, "leftover_processes") == 0);
+  CHECK(json_number(all, "us_per_heartbeat") > 0);
+  CHECK(json_number(json_object(all, "baseline"), "pongs") > 0);
+
+  const std::string send = json_object(all, "send");
+  const double accepted = json_number(send, "accepted");
+  CHECK(accepted > 0);
+  CHECK(json_number(send, "send_failed") == 0);
+  CHECK(json_number(send, "mailbox_refused") == json_number(send, "refused"));
+  CHECK(json_number(send, "handled") == accepted - json_number(send, "mail_dropped"));
+  CHECK(json_number(send, "delivered") == json_number(send, "handled"));
+  CHECK(json_number(send, "delivered_bytes") == 16 * json_number(send, "delivered"));
+
+  // Every broadcast reaches every open connection but those skipped for being behind.
+  const std::string broadcast = json_object(all, "broadcast");
+  const double broadcasts = json_number(broadcast, "broadcasts");
+  CHECK(broadcasts >= 1);
+  CHECK(json_number(broadcast, "targets") == broadcasts * 200);
+  CHECK(json_number(broadcast, "handled") == json_number(broadcast, "targets") - json_number(broadcast, "skipped"));
+  CHECK(json_number(broadcast, "delivered") == json_number(broadcast, "handled"));
+  CHECK(json_number(broadcast, "delivered_bytes") == 16 * json_number(broadcast, "delivered"));
+  CHECK(outcome.output.find("LOOP US PER MESSAGE") != std::string::npos);
 }

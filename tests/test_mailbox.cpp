@@ -140,3 +140,20 @@ TEST_CASE("letters put from many threads while the loop delivers arrive once eac
   CHECK(in_order);
   CHECK(box.refused() > 0);  // the bound was met, and nothing blocked
 }
+
+TEST_CASE("delivery stops after its limit and goes on where it stopped; letters put meanwhile come after the held ones") {
+  Mailbox box(1024);
+  bool was_empty = false;
+  for (const char* bytes : {"a", "b", "c"}) REQUIRE(box.put(letter(0, bytes), &was_empty));
+  std::vector<std::string> got;
+  auto collect = [&](const Mailbox::Letter& l) { got.emplace_back(l.bytes); };
+  CHECK(box.deliver(collect, 2) == 2);
+  CHECK(box.holding());
+  REQUIRE(box.put(letter(0, "d"), &was_empty));
+  CHECK(was_empty);  // the filling array was empty: the owner wakes its loop
+  CHECK(box.deliver(collect, 2) == 1);  // the rest of the held batch first, alone
+  CHECK_FALSE(box.holding());
+  CHECK(box.deliver(collect, 2) == 1);
+  CHECK(got == std::vector<std::string>{"a", "b", "c", "d"});
+  CHECK(box.deliver(collect, 2) == 0);
+}

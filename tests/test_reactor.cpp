@@ -1121,3 +1121,35 @@ TEST_CASE("now() is read once per iteration and update_now() re-reads the clock"
 }
 
 }  // TEST_SUITE
+
+TEST_CASE("an iteration delivers at most kLettersPerPass letters; what was posted meanwhile runs between passes, and the loop does not sleep while letters wait") {
+  FdLeakCheck fds;
+  Reactor r;
+  struct Counter : evwheel::MessageReceiver {
+    Reactor& reactor;
+    std::size_t got = 0;
+    std::size_t at_task = 0;  // letters delivered when a task posted by the first one ran
+    explicit Counter(Reactor& reactor) : reactor(reactor) {}
+    void receive(const evwheel::Mailbox::Letter&) override {
+      if (got++ == 0) reactor.post([this] { at_task = got; });
+    }
+  } counter(r);
+  const uint16_t number = r.add_receiver(counter);
+  constexpr std::size_t kPasses = 3;
+  constexpr std::size_t kLetters = kPasses * Reactor::kLettersPerPass;
+  for (std::size_t i = 0; i < kLetters; ++i)
+    REQUIRE(r.mail(evwheel::Mailbox::Letter{number, evwheel::Mailbox::Target::one, evwheel::ConnectionId{}, "x"}));
+  r.run_once(0ms);
+  CHECK(counter.got == Reactor::kLettersPerPass);
+  std::size_t passes = 1;
+  while (counter.got < kLetters && passes < 2 * kPasses) {
+    auto started = Clock::now();
+    r.run_once(10s);  // letters still wait: this must not sleep
+    CHECK(Clock::now() - started < 5s);
+    ++passes;
+  }
+  CHECK(counter.got == kLetters);
+  CHECK(passes == kPasses);
+  CHECK(counter.at_task == Reactor::kLettersPerPass);
+  r.remove_receiver(number);
+}

@@ -20,6 +20,10 @@ int64_t monotonic_ns() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 int64_t timeval_ns(const timeval& tv) { return int64_t{tv.tv_sec} * 1'000'000'000 + int64_t{tv.tv_usec} * 1000; }
 
 int64_t process_cpu_ns() {
@@ -130,6 +134,15 @@ CpuTimes cpu_times(const std::string& pid) {
     if (number == 14 || number == 15) ticks += std::stoll(field);
   times.on_cpu_ns = ticks * 1'000'000'000 / sysconf(_SC_CLK_TCK);
   return times;
+}
+
+CpuTimes thread_cpu_times() {
+  std::ifstream schedstat("/proc/thread-self/schedstat");
+  int64_t on_cpu = 0, waiting = 0;
+  if (schedstat >> on_cpu >> waiting) return CpuTimes{on_cpu, waiting};
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return CpuTimes{int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec, -1};
 }
 
 void cpu_fractions(const CpuTimes& from, const CpuTimes& to, int64_t window_ns, double* on_cpu, double* waiting) {

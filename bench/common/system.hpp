@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <sys/time.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,6 +19,8 @@ namespace bench {
 namespace sys {
 
 int64_t monotonic_ns();
+// Seconds from `start` to now, on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point start);
 int64_t timeval_ns(const timeval& tv);
 
 // User + system CPU time of this process (getrusage), in nanoseconds.
@@ -48,6 +51,9 @@ struct CpuTimes {
   int64_t waiting_ns = -1;
 };
 CpuTimes cpu_times(const std::string& pid);
+// The calling thread's alone (/proc/thread-self/schedstat; without it, on-CPU time from
+// CLOCK_THREAD_CPUTIME_ID and waiting -1).
+CpuTimes thread_cpu_times();
 // Fractions of `window_ns` that `to` - `from` spent on a CPU and waiting (-1: unknown).
 void cpu_fractions(const CpuTimes& from, const CpuTimes& to, int64_t window_ns, double* on_cpu, double* waiting);
 

@@ -1,6 +1,7 @@
 // conns — a client process: its share of the connections, opened from its own source address
-// with evwheel Connectors, answering every ping, until told to mute some of them (they stay
-// open and stop reading, so they stop answering) and finally to close everything.
+// with evwheel Connectors, answering every ping and counting the data messages it receives
+// (`send`), until told to mute some of them (they stay open and stop reading, so they stop
+// answering) and finally to close everything.
 #include <memory>
 #include <vector>
 
@@ -26,6 +27,12 @@ class ClientHandler final : public evwheel::ConnectionHandler {
   void on_open(evwheel::Connection& connection) override {
     connection.set_context(nullptr);
     slot_.established.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Only this process writes its slot: a plain add, published for the coordinator to read.
+  void on_message(evwheel::Connection&, std::string_view message) override {
+    slot_.messages.store(slot_.messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    slot_.message_bytes.store(slot_.message_bytes.load(std::memory_order_relaxed) + message.size(),
+                              std::memory_order_relaxed);
   }
   void on_close(evwheel::Connection& connection, evwheel::CloseReason reason, int) override {
     if (connection.context() == &muted_marker) {

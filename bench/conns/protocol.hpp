@@ -97,6 +97,8 @@ struct alignas(64) ClientSlot {
   std::atomic<uint64_t> false_by_reason[8] = {};  // by evwheel::CloseReason, as the client saw it
   std::atomic<uint64_t> muted{0};
   std::atomic<uint64_t> muted_closed{0};
+  std::atomic<uint64_t> messages{0};       // data messages received (`send` sends them)
+  std::atomic<uint64_t> message_bytes{0};
   char error[kErrorSize] = {};
 };
 

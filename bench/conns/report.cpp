@@ -19,11 +19,6 @@ constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
 
 double ms(evwheel::Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-std::string format(const char* spec, double a) {
-  char text[64];
-  std::snprintf(text, sizeof text, spec, a);
-  return text;
-}
 std::string format3(const char* spec, double a, double b, double c) {
   char text[96];
   std::snprintf(text, sizeof text, spec, a, b, c);

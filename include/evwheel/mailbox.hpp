@@ -7,6 +7,8 @@
 // and delivery never waits for producers.  A letter that does not fit is refused (put()
 // returns false, and the refusal is counted): the caller learns at once, nothing blocks,
 // nothing grows.  The owner (the Reactor) wakes its loop when put() finds the mailbox empty.
+// Delivery may stop after a number of letters and go on where it stopped at the next call, so
+// a full mailbox (thousands of sends) never holds the loop away from its timers for long.
 #pragma once
 
 #include <atomic>
@@ -42,10 +44,12 @@ class Mailbox {
   // what is left of the capacity.  `*was_empty` says whether the loop must be woken.
   bool put(const Letter& letter, bool* was_empty);
 
-  // Loop thread: calls deliver(const Letter&) for every letter put so far, in put order.  A
+  // Loop thread: calls deliver(const Letter&) for the letters put so far, in put order, at
+  // most `limit` of them; holding() then says whether some are left for the next call.  A
   // deliver that throws loses the letters after it in this batch (they are counted as lost).
   template <class Deliver>
-  std::size_t deliver(Deliver&& deliver_one);
+  std::size_t deliver(Deliver&& deliver_one, std::size_t limit = SIZE_MAX);
+  bool holding() const noexcept { return drain_at_ < drain_size_; }
 
   std::size_t capacity() const noexcept { return capacity_; }
   uint64_t refused() const noexcept { return refused_.load(std::memory_order_relaxed); }
@@ -53,15 +57,17 @@ class Mailbox {
 
  private:
   struct Header;  // what precedes each letter's bytes in the array
-  // Swaps the arrays under the lock; returns the bytes to deliver.
-  std::size_t take(char** letters);
+  // Swaps the arrays under the lock; returns the bytes to deliver, now in draining_.
+  std::size_t take();
   static std::size_t parse(const char* at, Letter* letter) noexcept;  // returns the record size
 
   const std::size_t capacity_;
   std::mutex mutex_;
   std::unique_ptr<char[]> filling_;    // guarded by mutex_
   std::size_t filled_ = 0;             // guarded by mutex_
-  std::unique_ptr<char[]> draining_;   // the loop's
+  std::unique_ptr<char[]> draining_;   // the loop's, as are the next two
+  std::size_t drain_size_ = 0;         // bytes of letters taken into draining_
+  std::size_t drain_at_ = 0;           // where delivery goes on
   std::atomic<uint64_t> refused_{0};
   uint64_t lost_ = 0;                  // the loop's
 };
@@ -76,24 +82,22 @@ class MessageReceiver {
 };
 
 template <class Deliver>
-std::size_t Mailbox::deliver(Deliver&& deliver_one) {
-  char* letters = nullptr;
-  std::size_t size = take(&letters);
+std::size_t Mailbox::deliver(Deliver&& deliver_one, std::size_t limit) {
+  if (!holding()) {
+    drain_size_ = take();
+    drain_at_ = 0;
+  }
+  const char* letters = draining_.get();
   std::size_t delivered = 0;
-  for (std::size_t offset = 0; offset < size; ++delivered) {
+  for (; drain_at_ < drain_size_ && delivered < limit; ++delivered) {
     Letter letter;
-    offset += parse(letters + offset, &letter);
-    struct LoseRestOnThrow {
-      Mailbox& box;
-      const char* letters;
-      std::size_t offset, size;
-      int exceptions = std::uncaught_exceptions();
-      ~LoseRestOnThrow() {
-        if (std::uncaught_exceptions() > exceptions)
-          for (Letter skipped; offset < size; ++box.lost_) offset += parse(letters + offset, &skipped);
-      }
-    } lose_rest{*this, letters, offset, size};
-    deliver_one(letter);
+    drain_at_ += parse(letters + drain_at_, &letter);
+    try {
+      deliver_one(letter);
+    } catch (...) {
+      for (Letter skipped; drain_at_ < drain_size_; ++lost_) drain_at_ += parse(letters + drain_at_, &skipped);
+      throw;
+    }
   }
   return delivered;
 }

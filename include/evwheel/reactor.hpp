@@ -95,8 +95,12 @@ class Reactor {
   // receiver on the loop thread in the order they were put; one whose receiver is gone is
   // dropped.  Receivers are numbered from 0 on each reactor (at most 65535 at a time).
   // A receiver that throws from receive() loses the rest of that batch (Mailbox::lost()).
-  // A letter for receiver kEveryReceiver goes to every receiver of the reactor.
+  // A letter for receiver kEveryReceiver goes to every receiver of the reactor.  An iteration
+  // delivers at most kLettersPerPass letters (about 10 ms of sends here) and the next one
+  // goes on without sleeping: a flood of sends from other threads delays pings and timers by
+  // one pass, not by a whole mailbox.
   static constexpr uint16_t kEveryReceiver = UINT16_MAX;
+  static constexpr std::size_t kLettersPerPass = 1024;
   bool mail(const Mailbox::Letter& letter);
   uint16_t add_receiver(MessageReceiver& receiver);
   void remove_receiver(uint16_t number) noexcept;
@@ -139,6 +143,7 @@ class Reactor {
 
   TimerId add_timer(Duration delay, Duration period, Task task);
   static void on_user_timer(TimerEntry& entry);
+  int dispatch(int ready);  // the ready events to their handlers; returns how many went
   void run_timers();
   bool arm_timerfd();  // true when a timer is already due (the loop must not sleep)
   void on_timer_fd();
@@ -180,6 +185,7 @@ class Reactor {
   std::vector<Task> posted_;
   std::vector<Task> running_;           // posted_ swapped out, so posting never waits on tasks
   bool wake_pending_ = false;           // guarded by posted_mutex_: one eventfd write per batch
+  std::atomic<bool> posted_waiting_{false};  // posted_ may hold tasks; written under posted_mutex_
 };
 
 }  // namespace evwheel
