@@ -4,6 +4,7 @@
 // late fails here every time.
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -221,4 +222,34 @@ TEST_CASE("a read-paused connection is not judged idle") {
   for (TimePoint t = kStart; t < kStart + 60s; t += tick)
     CHECK(heartbeat.judge(peer, t, true, /*reading_paused=*/true) == Heartbeat::Verdict::alive);
   CHECK(heartbeat.stats().idle_closes == 0);
+}
+
+TEST_CASE("a burst of connections is spread over the interval in runs of consecutive connections, each run on one tick") {
+  const Duration interval = 1s, idle = 3s, tick = 62500us;  // 16 ticks per interval
+  constexpr std::size_t kTicks = 16, kRun = 64, kPeers = 2 * kTicks * kRun;
+  Heartbeat heartbeat(policy(interval, idle, tick), true, 8, kStart);
+  Clock clock{heartbeat};
+  std::vector<std::unique_ptr<Peer>> peers;
+  for (std::size_t i = 0; i < kPeers; ++i) {
+    peers.push_back(std::make_unique<Peer>(heartbeat, clock.now));
+    peers.back()->now = &clock.now;
+    heartbeat.start(*peers.back(), clock.now);
+  }
+  clock.run_until(kStart + interval, 1ms);
+  std::vector<std::size_t> per_tick(kTicks + 1);
+  for (std::size_t i = 0; i < kPeers; ++i) {
+    CAPTURE(i);
+    REQUIRE(peers[i]->pings.size() == 1);
+    // A run shares its first ping's tick: the tick pings neighbours together.
+    CHECK(peers[i]->pings[0] == peers[i / kRun * kRun]->pings[0]);
+    ++per_tick[static_cast<std::size_t>((peers[i]->pings[0] - kStart) / tick)];
+  }
+  // 32 runs over 16 ticks by a low-discrepancy sequence: every tick has one to three runs,
+  // none is left empty and none takes a pile.
+  for (std::size_t t = 0; t < kTicks; ++t) {
+    CAPTURE(t);
+    CHECK(per_tick[t] >= kRun);
+    CHECK(per_tick[t] <= 3 * kRun);
+  }
+  CHECK(per_tick[kTicks] == 0);
 }

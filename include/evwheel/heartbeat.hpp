@@ -19,7 +19,8 @@
 //       - the side that only answers excuses a silence once if its own check ran more than
 //         G/2 late (its peer may share the stalled process): it waits one more idle timeout.
 //   * pings of connections opened in one burst are spread over the interval (a low-discrepancy
-//     sequence), so they do not all fall into one tick.
+//     sequence), so they do not all fall into one tick; runs of 64 consecutive connections
+//     share a spread point, so each tick pings neighbours in memory, in order.
 // The wheel's tick is min(P/16, 1 s) unless set: an idle close comes at most one tick after its
 // deadline, and each tick sends its pings as one burst (one wake-up for many connections).
 #pragma once
