@@ -1,9 +1,14 @@
 # evwheel — build, test, bench and fuzz.  Everything built lands in $(BUILD); sanitizer builds
-# (SAN=address|undefined|thread) get a directory of their own so they never mix objects, and
+# (SAN=address|undefined|thread, or a comma-separated list such as address,undefined) get a
+# directory of their own (build-address-undefined) so they never mix objects, and
 # the libFuzzer targets (make fuzz) build with clang++ into $(FUZZ_BUILD).
 CXX      ?= g++
 SAN      ?=
-BUILD    ?= build$(if $(SAN),-$(SAN))
+comma    := ,
+empty    :=
+space    := $(empty) $(empty)
+SAN_LIST := $(strip $(subst $(comma), ,$(SAN)))
+BUILD    ?= build$(if $(SAN),-$(subst $(space),-,$(SAN_LIST)))
 OPT      ?= -O2
 CXXFLAGS ?= $(OPT) -g
 WARN     := -Wall -Wextra -Wpedantic -Werror
@@ -11,7 +16,7 @@ WARN     := -Wall -Wextra -Wpedantic -Werror
 SANFLAGS := $(if $(SAN),-fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer)
 # UBSan's vptr check opens a pipe to probe memory: a process with no descriptor left reports
 # false "invalid vptr" errors, so tests that exhaust descriptors need to know (see test_faults).
-SANFLAGS += $(if $(filter undefined,$(SAN)),-DEVWHEEL_SANITIZE_UNDEFINED)
+SANFLAGS += $(if $(filter undefined,$(SAN_LIST)),-DEVWHEEL_SANITIZE_UNDEFINED)
 ALLFLAGS := -std=c++17 $(WARN) $(SANFLAGS) -Iinclude -MMD -MP $(CXXFLAGS)
 LDLIBS   := -pthread
 
@@ -94,7 +99,7 @@ endif
 # Tests run from the build directory's binaries (some start the examples and the bench); the
 # install test builds a consumer with the same compiler and sanitizer, found through pkg-config.
 test: $(TEST_BIN) $(EXAMPLES) $(BENCH_BIN) | $(PKG_CONFIG)
-	EVWHEEL_BUILD=$(BUILD) EVWHEEL_CXX="$(CXX) $(SANFLAGS)" $(SAN_ENV_$(SAN)) $(TEST_BIN)
+	EVWHEEL_BUILD=$(BUILD) EVWHEEL_CXX="$(CXX) $(SANFLAGS)" $(foreach san,$(SAN_LIST),$(SAN_ENV_$(san))) $(TEST_BIN)
 
 bench: $(BENCH_BIN) $(EXAMPLES)
 	$(BENCH_BIN) default
