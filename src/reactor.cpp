@@ -243,9 +243,8 @@ void Reactor::post(Task task) {
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
     posted_.push_back(std::move(task));
-    posted_waiting_.store(true, std::memory_order_release);
-    wake = !wake_pending_;
-    wake_pending_ = true;
+    wake = !wake_pending_.load(std::memory_order_relaxed);
+    wake_pending_.store(true, std::memory_order_release);
   }
   if (wake) this->wake();
 }
@@ -268,13 +267,11 @@ void Reactor::on_timer_fd() {
 
 void Reactor::run_posted() {
   // Most iterations have nothing posted: one load instead of a lock and an unlock.
-  if (!posted_waiting_.load(std::memory_order_acquire)) return;
+  if (!wake_pending_.load(std::memory_order_acquire)) return;
   {
     std::lock_guard<std::mutex> lock(posted_mutex_);
-    posted_waiting_.store(false, std::memory_order_relaxed);
-    if (posted_.empty()) return;
     running_.swap(posted_);
-    wake_pending_ = false;
+    wake_pending_.store(false, std::memory_order_relaxed);
   }
   // If a task throws, the ones after it go back to the front of the queue before the exception
   // leaves run_once(): nothing posted is lost.
@@ -288,9 +285,8 @@ void Reactor::run_posted() {
         reactor.posted_.insert(reactor.posted_.begin(),
                                std::make_move_iterator(reactor.running_.begin() + static_cast<std::ptrdiff_t>(next)),
                                std::make_move_iterator(reactor.running_.end()));
-        reactor.posted_waiting_.store(true, std::memory_order_release);
-        if (!reactor.wake_pending_) {
-          reactor.wake_pending_ = true;
+        if (!reactor.wake_pending_.load(std::memory_order_relaxed)) {
+          reactor.wake_pending_.store(true, std::memory_order_release);
           reactor.wake();
         }
       }

@@ -184,8 +184,9 @@ class Reactor {
   std::mutex posted_mutex_;
   std::vector<Task> posted_;
   std::vector<Task> running_;           // posted_ swapped out, so posting never waits on tasks
-  bool wake_pending_ = false;           // guarded by posted_mutex_: one eventfd write per batch
-  std::atomic<bool> posted_waiting_{false};  // posted_ may hold tasks; written under posted_mutex_
+  // Tasks were posted since the last run_posted(): one eventfd write per batch, and the loop's
+  // lock-free check for work.  Written under posted_mutex_.
+  std::atomic<bool> wake_pending_{false};
 };
 
 }  // namespace evwheel
